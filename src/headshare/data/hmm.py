@@ -1,0 +1,68 @@
+"""Seeded, vectorised samplers for hidden Markov processes and their products, with exact filter beliefs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from headshare.processes import HMM
+
+
+@dataclass(frozen=True)
+class HMMSample:
+    """Sequences of one process with their ground truth."""
+
+    tokens: np.ndarray  # (n_seq, length) int64
+    states: np.ndarray  # (n_seq, length) int64: hidden state right after emitting tokens[:, t]
+    beliefs: np.ndarray  # (n_seq, length, n_states): filter belief after seeing tokens[:, :t+1]
+
+
+@dataclass(frozen=True)
+class ProductSample:
+    """Sequences of two independent processes read as one stream (token k1*n2 + k2, state s1*m2 + s2)."""
+
+    tokens: np.ndarray  # (n_seq, length) int64, joint token
+    states: np.ndarray  # (n_seq, length) int64, joint state
+    beliefs: np.ndarray  # (n_seq, length, m1*m2): outer product of the factor beliefs, flattened
+    factors: tuple[HMMSample, HMMSample]
+
+
+def _check_sizes(n_seq: int, length: int) -> None:
+    if n_seq < 1 or length < 1:
+        raise ValueError(f"n_seq={n_seq} and length={length} must both be >= 1")
+
+
+def sample_hmm(hmm: HMM, n_seq: int, length: int, rng: np.random.Generator) -> HMMSample:
+    """Draw ``n_seq`` sequences from stationarity; loops over positions, never over sequences."""
+    _check_sizes(n_seq, length)
+    n_states = hmm.n_states
+    # Column i: cumulative distribution of the joint outcome (token k, next state j) from state i, row k*m + j.
+    # Outcomes down the first axis keep the per-step gather and comparison contiguous over sequences.
+    cumulative = np.cumsum(hmm.transitions.transpose(0, 2, 1).reshape(-1, n_states), axis=0)
+    cumulative /= cumulative[-1]  # trailing impossible outcomes sit at exactly 1, never drawn
+    state = rng.choice(n_states, size=n_seq, p=hmm.stationary())
+    belief = np.broadcast_to(hmm.stationary(), (n_seq, n_states))
+    tokens = np.empty((n_seq, length), dtype=np.int64)
+    states = np.empty((n_seq, length), dtype=np.int64)
+    beliefs = np.empty((n_seq, length, n_states))
+    for t in range(length):
+        outcome = (rng.random(n_seq) >= np.take(cumulative, state, axis=1)).sum(axis=0)
+        tokens[:, t], state = np.divmod(outcome, n_states)
+        states[:, t] = state
+        belief = hmm.update(belief, tokens[:, t])
+        beliefs[:, t] = belief
+    return HMMSample(tokens=tokens, states=states, beliefs=beliefs)
+
+
+def sample_product(p1: HMM, p2: HMM, n_seq: int, length: int, rng: np.random.Generator) -> ProductSample:
+    """Sample the two factors independently (first p1, then p2, from the same ``rng``) and join them."""
+    first = sample_hmm(p1, n_seq, length, rng)
+    second = sample_hmm(p2, n_seq, length, rng)
+    joint_beliefs = first.beliefs[..., :, None] * second.beliefs[..., None, :]
+    return ProductSample(
+        tokens=first.tokens * p2.n_tokens + second.tokens,
+        states=first.states * p2.n_states + second.states,
+        beliefs=joint_beliefs.reshape(n_seq, length, p1.n_states * p2.n_states),
+        factors=(first, second),
+    )

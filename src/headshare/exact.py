@@ -1,0 +1,146 @@
+"""Exact references for a process (all in nats): optimal loss per position, the Bayes filter, its memory."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from headshare.data.hmm import sample_hmm
+from headshare.processes import HMM
+
+# Exact enumeration holds one forward vector per sequence; beyond this many sequences memory runs out.
+MAX_ENUMERATED_SEQUENCES = 3**15
+
+
+def _check_enumerable(hmm: HMM, length: int) -> None:
+    if length < 1:
+        raise ValueError(f"length={length} must be >= 1")
+    if hmm.n_tokens**length > MAX_ENUMERATED_SEQUENCES:
+        raise ValueError(
+            f"{hmm.name}: {hmm.n_tokens}^{length} sequences exceed the enumeration limit "
+            f"{MAX_ENUMERATED_SEQUENCES}; use a shorter length, or per-factor enumeration for products"
+        )
+
+
+def _forward_vectors(hmm: HMM, length: int):
+    """Yield, for t = 1..length, unnormalised forward vectors ``(n^t, m)`` of every length-t sequence.
+
+    Rows are in lexicographic order of the token sequence (first token slowest); a row sums to the
+    sequence's probability.
+    """
+    _check_enumerable(hmm, length)
+    alpha = hmm.stationary()[None, :]
+    for _ in range(length):
+        alpha = np.einsum("si,kij->skj", alpha, hmm.transitions).reshape(-1, hmm.n_states)
+        yield alpha
+
+
+def _all_sequences(n_tokens: int, length: int) -> np.ndarray:
+    """Every token sequence ``(n^length, length)``, in the row order of ``_forward_vectors``."""
+    return np.indices((n_tokens,) * length).reshape(length, -1).T
+
+
+def _entropy(probabilities: np.ndarray) -> float:
+    """Shannon entropy in nats, with 0 log 0 = 0."""
+    positive = probabilities[probabilities > 0]
+    return float(-(positive * np.log(positive)).sum())
+
+
+def conditional_entropies(hmm: HMM, length: int) -> np.ndarray:
+    """``H(X_t | X_<t)`` for t = 1..length: differences of exactly enumerated block entropies."""
+    block = [_entropy(alpha.sum(axis=1)) for alpha in _forward_vectors(hmm, length)]
+    return np.diff(np.concatenate([[0.0], block]))
+
+
+def product_conditional_entropies(p1: HMM, p2: HMM, length: int) -> np.ndarray:
+    """``H(X_t | X_<t)`` of ``product(p1, p2)``.
+
+    The factors are independent, so every block entropy of the product is the sum of the factors' block
+    entropies, and so are their differences; each factor enumerates only its own n_i^t sequences.
+    """
+    return conditional_entropies(p1, length) + conditional_entropies(p2, length)
+
+
+def filter_predictions(hmm: HMM, tokens: np.ndarray) -> np.ndarray:
+    """Bayes filter's distribution ``(B, T, n)`` for token t given tokens before t (row 0: stationary)."""
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 2:
+        raise ValueError(f"tokens must have shape (batch, length), got {tokens.shape}")
+    beliefs = np.broadcast_to(hmm.stationary(), (tokens.shape[0], hmm.n_states))
+    predictions = np.empty(tokens.shape + (hmm.n_tokens,))
+    for t in range(tokens.shape[1]):
+        predictions[:, t] = hmm.predictive(beliefs)
+        beliefs = hmm.update(beliefs, tokens[:, t])
+    return predictions
+
+
+def filter_log_loss(hmm: HMM, tokens: np.ndarray) -> np.ndarray:
+    """``-log p(x_t | x_<t)`` ``(B, T)`` of the actual tokens under the Bayes filter."""
+    tokens = np.asarray(tokens)
+    predictions = filter_predictions(hmm, tokens)
+    return -np.log(np.take_along_axis(predictions, tokens[..., None], axis=-1)[..., 0])
+
+
+def _replacement_sensitivity(
+    hmm: HMM, tokens: np.ndarray, weights: np.ndarray, max_distance: int
+) -> np.ndarray:
+    """Weighted mean TV change of the final prediction when the token at distance n is replaced by each token."""
+    n_seq, context = tokens.shape
+    every_token = np.arange(hmm.n_tokens)
+    prefix_beliefs = [np.broadcast_to(hmm.stationary(), (n_seq, hmm.n_states))]
+    for t in range(context):
+        prefix_beliefs.append(hmm.update(prefix_beliefs[-1], tokens[:, t]))
+    final = hmm.predictive(prefix_beliefs[-1])[:, None, :]
+    sensitivity = np.empty(max_distance)
+    for distance in range(max_distance):
+        position = context - 1 - distance
+        # (n_seq, n_tokens, m): one branch per replacement token, then the unchanged suffix.
+        beliefs = hmm.update(prefix_beliefs[position][:, None, :], every_token[None, :])
+        for t in range(position + 1, context):
+            beliefs = hmm.update(beliefs, tokens[:, t, None])
+        total_variation = 0.5 * np.abs(hmm.predictive(beliefs) - final).sum(axis=-1)
+        sensitivity[distance] = weights @ total_variation.mean(axis=1)
+    return sensitivity
+
+
+def filter_sensitivity(
+    hmm: HMM,
+    context: int,
+    max_distance: int | None = None,
+    *,
+    n_samples: int | None = None,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """``S(n)``, n = 0..max_distance-1: how much the filter's next-token prediction after ``context`` tokens
+    moves (mean total variation) when the token at distance n from the end (n = 0: the last one) is replaced
+    by a uniformly drawn token.
+
+    The ratio ``S(n+1)/S(n)`` is the filter's own per-step forgetting rate, to be compared with lambda and
+    with trained attention. Exact (every sequence weighted by its probability, every replacement token
+    averaged) when ``n_samples`` is None; otherwise Monte-Carlo over ``n_samples`` sequences drawn with ``rng``
+    (needed for products, whose n^context sequences are too many).
+    """
+    if context < 1:
+        raise ValueError(f"context={context} must be >= 1")
+    max_distance = context if max_distance is None else max_distance
+    if not 1 <= max_distance <= context:
+        raise ValueError(f"max_distance={max_distance} must lie in [1, context={context}]")
+    if n_samples is None:
+        *_, alpha = _forward_vectors(hmm, context)
+        weights = alpha.sum(axis=1)
+        tokens = _all_sequences(hmm.n_tokens, context)
+        possible = weights > 0
+        tokens, weights = tokens[possible], weights[possible]
+    else:
+        if n_samples < 1:
+            raise ValueError(f"n_samples={n_samples} must be >= 1")
+        if rng is None:
+            raise ValueError("filter_sensitivity: Monte-Carlo (n_samples given) needs an explicit rng, got None")
+        tokens = sample_hmm(hmm, n_samples, context, rng).tokens
+        weights = np.full(n_samples, 1.0 / n_samples)
+    return _replacement_sensitivity(hmm, tokens, weights, max_distance)
+
+
+def effective_decay(sensitivity: np.ndarray) -> np.ndarray:
+    """Per-step ratios ``S(n+1)/S(n)``: the filter's effective decay rate at each distance."""
+    sensitivity = np.asarray(sensitivity, dtype=np.float64)
+    return sensitivity[1:] / sensitivity[:-1]

@@ -1,0 +1,46 @@
+"""Stage 1: evaluation datasets with their exact references (product HMMs, readoff, regression)."""
+
+
+rule generate_hmm:
+    output:
+        directory(hmm_data_path()),
+    params:
+        condition=lambda wildcards: next(
+            c for c in config["hmm"]["conditions"] if c["id"] == wildcards.condition
+        ),
+        hmm={
+            key: config["hmm"][key]
+            for key in ("context", "eval_sequences", "sensitivity_samples", "seed")
+        },
+    log:
+        f"{RESULTS}/logs/data/hmm/{{condition}}/a~{{a}}.log",
+    conda:
+        "../../envs/headshare.yaml"
+    script:
+        "../scripts/generate_hmm.py"
+
+
+rule generate_readoff:
+    output:
+        directory(f"{RESULTS}/data/readoff.zarr"),
+    params:
+        readoff={key: value for key, value in config["readoff"].items() if key != "grid"},
+    log:
+        f"{RESULTS}/logs/data/readoff.log",
+    conda:
+        "../../envs/headshare.yaml"
+    script:
+        "../scripts/generate_readoff.py"
+
+
+rule generate_regression:
+    output:
+        directory(f"{RESULTS}/data/regression.zarr"),
+    params:
+        regression={key: value for key, value in config["regression"].items() if key != "grid"},
+    log:
+        f"{RESULTS}/logs/data/regression.log",
+    conda:
+        "../../envs/headshare.yaml"
+    script:
+        "../scripts/generate_regression.py"
