@@ -23,6 +23,11 @@ include: "workflow/rules/data.smk"
 
 
 rule all:
+    default_target: True
     input:
         data_targets(),
-    default_target: True
+
+
+rule data:
+    input:
+        data_targets(),

@@ -36,7 +36,9 @@ def test_per_query_curves_of_a_geometric_head_match_the_closed_form():
             normaliser = (1 - r ** (q + 1)) / (1 - r)
             expected = [r**n / normaliser if n <= q else np.nan for n in range(length)]
             np.testing.assert_allclose(profile.per_query[h, q], expected, rtol=1e-12)
-        np.testing.assert_allclose(profile.last[h], r ** np.arange(length) * (1 - r) / (1 - r**length))
+        np.testing.assert_allclose(
+            profile.last[h], r ** np.arange(length) * (1 - r) / (1 - r**length)
+        )
     np.testing.assert_array_equal(profile.count, length - np.arange(length))
     np.testing.assert_array_equal(profile.distances, np.arange(length))
 
@@ -194,8 +196,10 @@ def test_signed_decay_recovers_lambda_with_its_sign(lam):
 def test_signed_decay_interval_is_ordered_for_negative_lambda():
     rng = np.random.default_rng(4)
     n = np.arange(8)
-    coefficients = (-0.5) ** n * np.exp(0.05 * rng.standard_normal((4, 8))) * np.array(
-        [[1.0], [-2.0], [0.5], [3.0]]
+    coefficients = (
+        (-0.5) ** n
+        * np.exp(0.05 * rng.standard_normal((4, 8)))
+        * np.array([[1.0], [-2.0], [0.5], [3.0]])
     )
     fit = signed_decay(coefficients)
     assert fit.ci_low < fit.rate < fit.ci_high < 0

@@ -52,8 +52,8 @@ def validate_against_schema(document: dict, schema: Path, name: str) -> dict:
     try:
         validate(document, str(schema), set_default=True)
     except WorkflowError as error:
-        cause = next((arg for arg in error.args if isinstance(arg, jsonschema.ValidationError)), None)
-        if cause is None:
+        cause = error.__context__  # Snakemake raises its WorkflowError while handling jsonschema's error
+        if not isinstance(cause, jsonschema.ValidationError):
             raise ConfigError(f"{name}: {str(error).splitlines()[0]}") from None
         raise ConfigError(describe_schema_error(cause, name)) from None
     return document

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from headshare.data.hmm import sample_hmm
-from headshare.processes import HMM
+from headshare.processes import HMM, ProcessError
 
 # Exact enumeration holds one forward vector per sequence; beyond this many sequences memory runs out.
 MAX_ENUMERATED_SEQUENCES = 3**15
@@ -32,11 +32,6 @@ def _forward_vectors(hmm: HMM, length: int):
     for _ in range(length):
         alpha = np.einsum("si,kij->skj", alpha, hmm.transitions).reshape(-1, hmm.n_states)
         yield alpha
-
-
-def _all_sequences(n_tokens: int, length: int) -> np.ndarray:
-    """Every token sequence ``(n^length, length)``, in the row order of ``_forward_vectors``."""
-    return np.indices((n_tokens,) * length).reshape(length, -1).T
 
 
 def _entropy(probabilities: np.ndarray) -> float:
@@ -80,25 +75,44 @@ def filter_log_loss(hmm: HMM, tokens: np.ndarray) -> np.ndarray:
     return -np.log(np.take_along_axis(predictions, tokens[..., None], axis=-1)[..., 0])
 
 
-def _replacement_sensitivity(
-    hmm: HMM, tokens: np.ndarray, weights: np.ndarray, max_distance: int
-) -> np.ndarray:
-    """Weighted mean TV change of the final prediction when the token at distance n is replaced by each token."""
+def _exact_sensitivity(hmm: HMM, context: int, max_distance: int) -> np.ndarray:
+    """Every sequence weighted by its probability; a replaced sequence is another row of the enumeration."""
+    *_, alpha = _forward_vectors(hmm, context)
+    weights = alpha.sum(axis=1)
+    if np.any(weights <= 0):
+        raise ProcessError(
+            f"{hmm.name}: some length-{context} sequences have probability 0, so the effect of replacing a "
+            f"token is undefined; use an interior parameter (0 < a < 1, lambda < 1)"
+        )
+    final = hmm.predictive(alpha / weights[:, None])
+    n = hmm.n_tokens
+    sensitivity = np.empty(max_distance)
+    for distance in range(max_distance):
+        position = context - 1 - distance
+        # Axis 1 is the token at `position` (rows are lexicographic, first token slowest).
+        predictions = final.reshape(n**position, n, -1, n)
+        total_variation = 0.5 * np.abs(predictions[:, :, None] - predictions[:, None, :]).sum(axis=-1)
+        probability = weights.reshape(n**position, n, -1)
+        sensitivity[distance] = np.einsum("aoc,aorc->", probability, total_variation) / n
+    return sensitivity
+
+
+def _sampled_sensitivity(hmm: HMM, tokens: np.ndarray, max_distance: int) -> np.ndarray:
+    """Monte-Carlo mean over sampled sequences; every replacement token is tried on each."""
     n_seq, context = tokens.shape
-    every_token = np.arange(hmm.n_tokens)
     prefix_beliefs = [np.broadcast_to(hmm.stationary(), (n_seq, hmm.n_states))]
     for t in range(context):
         prefix_beliefs.append(hmm.update(prefix_beliefs[-1], tokens[:, t]))
     final = hmm.predictive(prefix_beliefs[-1])[:, None, :]
+    every_token = np.arange(hmm.n_tokens)[None, :]
     sensitivity = np.empty(max_distance)
     for distance in range(max_distance):
         position = context - 1 - distance
         # (n_seq, n_tokens, m): one branch per replacement token, then the unchanged suffix.
-        beliefs = hmm.update(prefix_beliefs[position][:, None, :], every_token[None, :])
+        beliefs = hmm.update(prefix_beliefs[position][:, None, :], every_token)
         for t in range(position + 1, context):
             beliefs = hmm.update(beliefs, tokens[:, t, None])
-        total_variation = 0.5 * np.abs(hmm.predictive(beliefs) - final).sum(axis=-1)
-        sensitivity[distance] = weights @ total_variation.mean(axis=1)
+        sensitivity[distance] = 0.5 * np.abs(hmm.predictive(beliefs) - final).sum(axis=-1).mean()
     return sensitivity
 
 
@@ -112,12 +126,12 @@ def filter_sensitivity(
 ) -> np.ndarray:
     """``S(n)``, n = 0..max_distance-1: how much the filter's next-token prediction after ``context`` tokens
     moves (mean total variation) when the token at distance n from the end (n = 0: the last one) is replaced
-    by a uniformly drawn token.
+    by a uniformly drawn token (the draw may return the original token, which moves nothing).
 
     The ratio ``S(n+1)/S(n)`` is the filter's own per-step forgetting rate, to be compared with lambda and
     with trained attention. Exact (every sequence weighted by its probability, every replacement token
     averaged) when ``n_samples`` is None; otherwise Monte-Carlo over ``n_samples`` sequences drawn with ``rng``
-    (needed for products, whose n^context sequences are too many).
+    (needed for products, whose n^context sequences are too many), still averaging every replacement token.
     """
     if context < 1:
         raise ValueError(f"context={context} must be >= 1")
@@ -125,19 +139,12 @@ def filter_sensitivity(
     if not 1 <= max_distance <= context:
         raise ValueError(f"max_distance={max_distance} must lie in [1, context={context}]")
     if n_samples is None:
-        *_, alpha = _forward_vectors(hmm, context)
-        weights = alpha.sum(axis=1)
-        tokens = _all_sequences(hmm.n_tokens, context)
-        possible = weights > 0
-        tokens, weights = tokens[possible], weights[possible]
-    else:
-        if n_samples < 1:
-            raise ValueError(f"n_samples={n_samples} must be >= 1")
-        if rng is None:
-            raise ValueError("filter_sensitivity: Monte-Carlo (n_samples given) needs an explicit rng, got None")
-        tokens = sample_hmm(hmm, n_samples, context, rng).tokens
-        weights = np.full(n_samples, 1.0 / n_samples)
-    return _replacement_sensitivity(hmm, tokens, weights, max_distance)
+        return _exact_sensitivity(hmm, context, max_distance)
+    if n_samples < 1:
+        raise ValueError(f"n_samples={n_samples} must be >= 1")
+    if rng is None:
+        raise ValueError("filter_sensitivity: Monte-Carlo (n_samples given) needs an explicit rng, got None")
+    return _sampled_sensitivity(hmm, sample_hmm(hmm, n_samples, context, rng).tokens, max_distance)
 
 
 def effective_decay(sensitivity: np.ndarray) -> np.ndarray:

@@ -5,13 +5,15 @@ rule generate_hmm:
     output:
         directory(hmm_data_path()),
     params:
-        condition=lambda wildcards: next(
-            c for c in config["hmm"]["conditions"] if c["id"] == wildcards.condition
+        condition=lambda wildcards: canonical(
+            next(c for c in config["hmm"]["conditions"] if c["id"] == wildcards.condition)
         ),
-        hmm={
-            key: config["hmm"][key]
-            for key in ("context", "eval_sequences", "sensitivity_samples", "seed")
-        },
+        hmm=canonical(
+            {
+                key: config["hmm"][key]
+                for key in ("context", "eval_sequences", "sensitivity_samples", "seed")
+            }
+        ),
     log:
         f"{RESULTS}/logs/data/hmm/{{condition}}/a~{{a}}.log",
     conda:
@@ -24,7 +26,7 @@ rule generate_readoff:
     output:
         directory(f"{RESULTS}/data/readoff.zarr"),
     params:
-        readoff={key: value for key, value in config["readoff"].items() if key != "grid"},
+        readoff=canonical({k: v for k, v in config["readoff"].items() if k != "grid"}),
     log:
         f"{RESULTS}/logs/data/readoff.log",
     conda:
@@ -37,7 +39,7 @@ rule generate_regression:
     output:
         directory(f"{RESULTS}/data/regression.zarr"),
     params:
-        regression={key: value for key, value in config["regression"].items() if key != "grid"},
+        regression=canonical({k: v for k, v in config["regression"].items() if k != "grid"}),
     log:
         f"{RESULTS}/logs/data/regression.log",
     conda:

@@ -16,7 +16,9 @@ Conventions shared by the fits:
   of 0.3 reaches 1e-4 only after ~8 steps).
 - Uncertainty comes from the spread over K independent curves (per query position, per
   seed): a t-interval on the per-curve fitted log-slopes, exact and seed-free. With a single
-  curve the interval is the ordinary least-squares t-interval on its slope instead.
+  curve the interval is the ordinary least-squares t-interval on its slope instead. Curves
+  from different query positions of one model share their sequences, so an interval over
+  them understates the spread between seeds.
 """
 
 from dataclasses import dataclass

@@ -75,7 +75,9 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     """Fraction of rows whose arg-max logit is the label; logits (N, C), labels (N,)."""
     logits, labels = np.asarray(logits), np.asarray(labels)
     if logits.ndim != 2 or labels.shape != logits.shape[:1]:
-        raise ValueError(f"logits must be (N, C) and labels (N,), got {logits.shape}, {labels.shape}")
+        raise ValueError(
+            f"logits must be (N, C) and labels (N,), got {logits.shape}, {labels.shape}"
+        )
     if labels.size == 0:
         raise ValueError("accuracy needs at least one row")
     if labels.min() < 0 or labels.max() >= logits.shape[1]:

@@ -11,7 +11,11 @@ from headshare.processes import HMM
 
 @dataclass(frozen=True)
 class HMMSample:
-    """Sequences of one process with their ground truth."""
+    """Sequences of one process with their ground truth.
+
+    The arrays are views of position-major buffers (the sampler fills one position at a time), so they
+    need not be C-contiguous.
+    """
 
     tokens: np.ndarray  # (n_seq, length) int64
     states: np.ndarray  # (n_seq, length) int64: hidden state right after emitting tokens[:, t]
@@ -41,28 +45,31 @@ def sample_hmm(hmm: HMM, n_seq: int, length: int, rng: np.random.Generator) -> H
     # Outcomes down the first axis keep the per-step gather and comparison contiguous over sequences.
     cumulative = np.cumsum(hmm.transitions.transpose(0, 2, 1).reshape(-1, n_states), axis=0)
     cumulative /= cumulative[-1]  # trailing impossible outcomes sit at exactly 1, never drawn
+    token_of, state_of = np.divmod(np.arange(hmm.n_tokens * n_states), n_states)
     state = rng.choice(n_states, size=n_seq, p=hmm.stationary())
     belief = np.broadcast_to(hmm.stationary(), (n_seq, n_states))
-    tokens = np.empty((n_seq, length), dtype=np.int64)
-    states = np.empty((n_seq, length), dtype=np.int64)
-    beliefs = np.empty((n_seq, length, n_states))
+    tokens = np.empty((length, n_seq), dtype=np.int64)
+    states = np.empty((length, n_seq), dtype=np.int64)
+    beliefs = np.empty((length, n_states, n_seq))
     for t in range(length):
         outcome = (rng.random(n_seq) >= np.take(cumulative, state, axis=1)).sum(axis=0)
-        tokens[:, t], state = np.divmod(outcome, n_states)
-        states[:, t] = state
-        belief = hmm.update(belief, tokens[:, t])
-        beliefs[:, t] = belief
-    return HMMSample(tokens=tokens, states=states, beliefs=beliefs)
+        tokens[t] = np.take(token_of, outcome)
+        states[t] = state = np.take(state_of, outcome)
+        belief = hmm.update(belief, tokens[t])
+        beliefs[t] = belief.T
+    return HMMSample(tokens=tokens.T, states=states.T, beliefs=beliefs.transpose(2, 0, 1))
 
 
 def sample_product(p1: HMM, p2: HMM, n_seq: int, length: int, rng: np.random.Generator) -> ProductSample:
     """Sample the two factors independently (first p1, then p2, from the same ``rng``) and join them."""
     first = sample_hmm(p1, n_seq, length, rng)
     second = sample_hmm(p2, n_seq, length, rng)
-    joint_beliefs = first.beliefs[..., :, None] * second.beliefs[..., None, :]
+    # Position-major (length, m1, m2, n_seq) product: the multiply streams over the contiguous sequence axis.
+    by_position1, by_position2 = first.beliefs.transpose(1, 2, 0), second.beliefs.transpose(1, 2, 0)
+    joint_beliefs = by_position1[:, :, None, :] * by_position2[:, None, :, :]
     return ProductSample(
         tokens=first.tokens * p2.n_tokens + second.tokens,
         states=first.states * p2.n_states + second.states,
-        beliefs=joint_beliefs.reshape(n_seq, length, p1.n_states * p2.n_states),
+        beliefs=joint_beliefs.reshape(length, -1, n_seq).transpose(2, 0, 1),
         factors=(first, second),
     )

@@ -1,0 +1,432 @@
+"""An ensemble of small causal transformers trained side by side, with TransformerLens-style hooks.
+
+``EnsembleTransformer`` holds E independent models of one shape. Every parameter is stacked
+along a leading member dim ([E, ...]) and the forward pass is a handful of batched matmuls,
+so E models cost one kernel launch per op instead of E. Members never interact: member e's
+outputs depend only on member e's parameters and inputs.
+
+Attention is computed explicitly (scores -> causal mask -> softmax) rather than through
+``F.scaled_dot_product_attention``, because interpretability needs the attention pattern.
+Every activation site is an identity ``HookPoint`` with a stable dotted name that
+``run_with_cache`` can record; the shapes below carry the extra member dim E in front of
+TransformerLens's [batch, ...] layouts:
+
+    hook_embed, hook_pos_embed                         [E, B, T, d_model]
+    blocks.{l}.hook_resid_pre                          [E, B, T, d_model]
+    blocks.{l}.attn.hook_q / hook_k / hook_v / hook_z  [E, B, T, H, d_head]
+    blocks.{l}.attn.hook_attn_scores / hook_pattern    [E, B, H, T_q, T_k]
+    blocks.{l}.attn.hook_result                        [E, B, T, H, d_model]
+    blocks.{l}.hook_attn_out                           [E, B, T, d_model]
+    blocks.{l}.hook_resid_mid, hook_mlp_out            [E, B, T, d_model]   (MLP only)
+    blocks.{l}.hook_resid_post                         [E, B, T, d_model]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+ATTENTION_KINDS = ("softmax", "linear")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    """Shape of one model. Exactly one of ``vocab_size`` (token inputs) and ``input_dim``
+    (continuous inputs, embedded by a learned affine map) is set.
+
+    ``attention="linear"`` drops the softmax: the pattern is the masked, scaled score
+    q.k / sqrt(d_head) divided by the number of keys the query can see (t + 1 at position t).
+    That makes each position's output an average over its visible tokens; at the last position
+    of a length-n_ctx input it equals 1/n_ctx, so the von Oswald construction (the query reads
+    sum_j y_j x_j . x_q over context tokens) is one fixed rescaling of a sum.
+    ``positional=False`` removes the positional embedding (the in-context regression task is
+    permutation-invariant over its context).
+    """
+
+    n_ctx: int
+    d_model: int
+    n_heads: int
+    d_head: int
+    d_out: int
+    vocab_size: int | None = None
+    input_dim: int | None = None
+    n_layers: int = 1
+    attention: Literal["softmax", "linear"] = "softmax"
+    mlp: bool = False
+    d_mlp: int | None = None
+    layernorm: bool = False
+    positional: bool = True
+
+    def __post_init__(self) -> None:
+        if (self.vocab_size is None) == (self.input_dim is None):
+            raise ValueError(
+                "exactly one of vocab_size (token inputs) and input_dim (continuous inputs) "
+                f"must be set, got vocab_size={self.vocab_size}, input_dim={self.input_dim}"
+            )
+        for name in ("n_ctx", "d_model", "n_heads", "d_head", "d_out", "n_layers"):
+            _require_positive_int(name, getattr(self, name))
+        for name in ("vocab_size", "input_dim"):
+            if getattr(self, name) is not None:
+                _require_positive_int(name, getattr(self, name))
+        if self.attention not in ATTENTION_KINDS:
+            raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {self.attention!r}")
+        if self.d_mlp is not None:
+            if not self.mlp:
+                raise ValueError(f"d_mlp={self.d_mlp} is set but mlp=False")
+            _require_positive_int("d_mlp", self.d_mlp)
+
+    @property
+    def mlp_width(self) -> int:
+        """Hidden width of the MLP: ``d_mlp``, or 4 * d_model when unset (GPT-2's ratio)."""
+        return self.d_mlp if self.d_mlp is not None else 4 * self.d_model
+
+    @property
+    def init_std(self) -> float:
+        """Std of the initial weights: TransformerLens's default 0.8 / sqrt(d_model), which
+        keeps small models out of the vanishing-signal regime of GPT-2's fixed 0.02."""
+        return 0.8 / math.sqrt(self.d_model)
+
+
+def _require_positive_int(name: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def _stacked(n_members: int, *shape: int) -> nn.Parameter:
+    """An uninitialised [n_members, *shape] parameter; values come from ``from_members``."""
+    return nn.Parameter(torch.empty(n_members, *shape))
+
+
+def _affine(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """Per-member ``x @ weight + bias`` for x [E, ..., d_in], weight [E, d_in, d_out]."""
+    n_members, d_in = x.shape[0], x.shape[-1]
+    flat = torch.baddbmm(bias.unsqueeze(1), x.reshape(n_members, -1, d_in), weight)
+    return flat.view(*x.shape[:-1], weight.shape[-1])
+
+
+class HookPoint(nn.Module):
+    """Identity on the forward pass; a function set in ``fn`` sees (and may replace) the value."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fn: Callable[[Tensor], Tensor | None] | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.fn is None:
+            return x
+        replaced = self.fn(x)
+        return x if replaced is None else replaced
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm over d_model with per-member gain ``w`` and bias ``b``."""
+
+    def __init__(self, cfg: ModelConfig, n_members: int) -> None:
+        super().__init__()
+        self.w = _stacked(n_members, cfg.d_model)
+        self.b = _stacked(n_members, cfg.d_model)
+
+    def forward(self, x: Tensor) -> Tensor:  # [E, B, T, d_model]
+        shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
+        normed = F.layer_norm(x, x.shape[-1:])
+        return torch.addcmul(self.b.view(shape), normed, self.w.view(shape))
+
+
+class Attention(nn.Module):
+    """Causal multi-head attention with one fused QKV projection.
+
+    ``W_QKV`` is [E, d_model, 3 * H * d_head] with its last dim ordered (q|k|v, head, d_head);
+    ``W_Q``, ``W_K``, ``W_V`` are [E, d_model, H, d_head] views of it for analysis.
+    """
+
+    def __init__(self, cfg: ModelConfig, n_members: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        H, dh, d = cfg.n_heads, cfg.d_head, cfg.d_model
+        self.W_QKV = _stacked(n_members, d, 3 * H * dh)
+        self.b_QKV = _stacked(n_members, 3 * H * dh)
+        self.W_O = _stacked(n_members, H, dh, d)
+        self.b_O = _stacked(n_members, d)
+        visible = torch.tril(torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool))
+        if cfg.attention == "softmax":
+            # Added to the scores: 0 where visible, -inf where the key lies in the future.
+            mask = torch.zeros(cfg.n_ctx, cfg.n_ctx).masked_fill(~visible, float("-inf"))
+        else:
+            # Multiplies the scores: 1/(t+1) where visible, 0 where the key lies in the future.
+            mask = visible.float() / visible.sum(-1, keepdim=True)
+        self.register_buffer("mask", mask, persistent=False)
+        self.hook_q = HookPoint()  # [E, B, T, H, d_head]
+        self.hook_k = HookPoint()  # [E, B, T, H, d_head]
+        self.hook_v = HookPoint()  # [E, B, T, H, d_head]
+        self.hook_attn_scores = HookPoint()  # [E, B, H, T_q, T_k], q.k / sqrt(d_head), pre-mask
+        self.hook_pattern = HookPoint()  # [E, B, H, T_q, T_k]
+        self.hook_z = HookPoint()  # [E, B, T, H, d_head]
+        self.hook_result = HookPoint()  # [E, B, T, H, d_model], each head's write to the stream
+
+    def _qkv_view(self, index: int) -> Tensor:
+        E, d = self.W_QKV.shape[:2]
+        return self.W_QKV.view(E, d, 3, self.cfg.n_heads, self.cfg.d_head)[:, :, index]
+
+    @property
+    def W_Q(self) -> Tensor:
+        return self._qkv_view(0)
+
+    @property
+    def W_K(self) -> Tensor:
+        return self._qkv_view(1)
+
+    @property
+    def W_V(self) -> Tensor:
+        return self._qkv_view(2)
+
+    def forward(
+        self, x: Tensor, head_mask: Tensor | None = None, z_fill: Tensor | None = None
+    ) -> Tensor:
+        """x [E, B, T, d_model] -> attention output [E, B, T, d_model].
+
+        ``head_mask`` [E, H] scales each head's z (hence its output, which is linear in z);
+        ``z_fill`` [E, T, H, d_head] is added in proportion (1 - head_mask), so a head masked
+        to 0 writes exactly what ``z_fill`` would have written (mean ablation).
+        """
+        E, B, T, _ = x.shape
+        H, dh = self.cfg.n_heads, self.cfg.d_head
+        qkv = _affine(x, self.W_QKV, self.b_QKV).view(E, B, T, 3, H, dh)
+        q = self.hook_q(qkv[:, :, :, 0])
+        k = self.hook_k(qkv[:, :, :, 1])
+        v = self.hook_v(qkv[:, :, :, 2])
+        # [E, B, T, H, dh] -> [E, B, H, T, dh] so each (member, sequence, head) is one small matmul.
+        q, k, v = (t.transpose(2, 3) for t in (q, k, v))
+        scores = self.hook_attn_scores(q @ k.transpose(-1, -2) / math.sqrt(dh))
+        if self.cfg.attention == "softmax":
+            pattern = torch.softmax(scores + self.mask[:T, :T], dim=-1)
+        else:
+            pattern = scores * self.mask[:T, :T]
+        pattern = self.hook_pattern(pattern)
+        z = (pattern @ v).transpose(2, 3)  # [E, B, T, H, dh]
+        if head_mask is not None:
+            keep = head_mask.view(E, 1, 1, H, 1).to(z.dtype)
+            z = z * keep if z_fill is None else z * keep + (1 - keep) * z_fill.unsqueeze(1)
+        z = self.hook_z(z)
+        if self.hook_result.fn is not None:
+            result = torch.einsum("ebthd,ehdm->ebthm", z, self.W_O)
+            return self.hook_result(result).sum(3) + self.b_O.view(E, 1, 1, -1)
+        return _affine(z.reshape(E, B, T, H * dh), self.W_O.view(E, H * dh, -1), self.b_O)
+
+
+class MLP(nn.Module):
+    """Two-layer GELU MLP applied per position."""
+
+    def __init__(self, cfg: ModelConfig, n_members: int) -> None:
+        super().__init__()
+        self.W_in = _stacked(n_members, cfg.d_model, cfg.mlp_width)
+        self.b_in = _stacked(n_members, cfg.mlp_width)
+        self.W_out = _stacked(n_members, cfg.mlp_width, cfg.d_model)
+        self.b_out = _stacked(n_members, cfg.d_model)
+
+    def forward(self, x: Tensor) -> Tensor:  # [E, B, T, d_model]
+        return _affine(F.gelu(_affine(x, self.W_in, self.b_in)), self.W_out, self.b_out)
+
+
+class Block(nn.Module):
+    """Pre-LN residual block: attention, then (optionally) an MLP."""
+
+    def __init__(self, cfg: ModelConfig, n_members: int) -> None:
+        super().__init__()
+        self.ln1 = LayerNorm(cfg, n_members) if cfg.layernorm else nn.Identity()
+        self.attn = Attention(cfg, n_members)
+        self.hook_resid_pre = HookPoint()  # [E, B, T, d_model]
+        self.hook_attn_out = HookPoint()  # [E, B, T, d_model]
+        self.hook_resid_post = HookPoint()  # [E, B, T, d_model]
+        if cfg.mlp:
+            self.ln2 = LayerNorm(cfg, n_members) if cfg.layernorm else nn.Identity()
+            self.mlp = MLP(cfg, n_members)
+            self.hook_resid_mid = HookPoint()  # [E, B, T, d_model]
+            self.hook_mlp_out = HookPoint()  # [E, B, T, d_model]
+
+    def forward(
+        self, x: Tensor, head_mask: Tensor | None = None, z_fill: Tensor | None = None
+    ) -> Tensor:
+        x = self.hook_resid_pre(x)
+        x = x + self.hook_attn_out(self.attn(self.ln1(x), head_mask, z_fill))
+        if hasattr(self, "mlp"):
+            x = self.hook_resid_mid(x)
+            x = x + self.hook_mlp_out(self.mlp(self.ln2(x)))
+        return self.hook_resid_post(x)
+
+
+class EnsembleTransformer(nn.Module):
+    """E independent causal transformers of one ``ModelConfig``, parameters stacked as [E, ...].
+
+    Build one with ``from_seeds`` (fresh init) or ``from_members`` (restack saved members);
+    the constructor alone leaves the parameters uninitialised.
+    """
+
+    def __init__(self, cfg: ModelConfig, n_members: int) -> None:
+        super().__init__()
+        _require_positive_int("n_members", n_members)
+        self.cfg = cfg
+        self.n_members = n_members
+        if cfg.vocab_size is not None:
+            self.W_E = _stacked(n_members, cfg.vocab_size, cfg.d_model)
+        else:
+            self.W_E = _stacked(n_members, cfg.input_dim, cfg.d_model)
+            self.b_E = _stacked(n_members, cfg.d_model)
+        if cfg.positional:
+            self.W_pos = _stacked(n_members, cfg.n_ctx, cfg.d_model)
+        self.blocks = nn.ModuleList(Block(cfg, n_members) for _ in range(cfg.n_layers))
+        self.ln_final = LayerNorm(cfg, n_members) if cfg.layernorm else nn.Identity()
+        self.W_U = _stacked(n_members, cfg.d_model, cfg.d_out)
+        self.b_U = _stacked(n_members, cfg.d_out)
+        self.hook_embed = HookPoint()  # [E, B, T, d_model]
+        self.hook_pos_embed = HookPoint()  # [E, B, T, d_model]
+
+    @classmethod
+    def from_seeds(cls, cfg: ModelConfig, seeds: Sequence[int]) -> EnsembleTransformer:
+        """Fresh ensemble; member i is initialised from ``torch.Generator`` seeded with
+        ``seeds[i]`` alone, so its weights do not depend on which cohort it trains in."""
+        return cls.from_members(cfg, [init_member_state(cfg, seed) for seed in seeds])
+
+    @classmethod
+    def from_members(
+        cls, cfg: ModelConfig, members: Sequence[dict[str, Tensor]]
+    ) -> EnsembleTransformer:
+        """Stack per-member state dicts (as from ``member_state_dict``) into one ensemble."""
+        if not members:
+            raise ValueError("from_members needs at least one member state dict, got none")
+        model = cls(cfg, len(members))
+        stacked = {name: torch.stack([m[name] for m in members]) for name in members[0]}
+        model.load_state_dict(stacked)
+        return model
+
+    def member_state_dict(self, index: int) -> dict[str, Tensor]:
+        """Member ``index``'s parameters as plain tensors without the member dim (copies)."""
+        if not 0 <= index < self.n_members:
+            raise ValueError(f"member index must lie in 0..{self.n_members - 1}, got {index}")
+        return {name: p.detach()[index].clone() for name, p in self.state_dict().items()}
+
+    def forward(
+        self,
+        inputs: Tensor,
+        *,
+        head_mask: Tensor | None = None,
+        z_fill: Tensor | None = None,
+    ) -> Tensor:
+        """inputs: LongTensor [E, B, T] of tokens, or float [E, B, T, input_dim].
+
+        head_mask: optional [E, n_layers, n_heads] multiplier on each head's output.
+        z_fill: optional [E, n_layers, T, n_heads, d_head] written in place of the masked part
+        of each head's z (e.g. ``hook_z`` averaged over a reference batch: mean ablation).
+        Returns logits [E, B, T, d_out].
+        """
+        cfg = self.cfg
+        x = self.hook_embed(self._embed(inputs))
+        T = x.shape[2]
+        if cfg.positional:
+            x = x + self.hook_pos_embed(self.W_pos[:, None, :T].expand_as(x))
+        self._check_ablation(head_mask, z_fill, T)
+        for layer, block in enumerate(self.blocks):
+            x = block(
+                x,
+                None if head_mask is None else head_mask[:, layer],
+                None if z_fill is None else z_fill[:, layer],
+            )
+        return _affine(self.ln_final(x), self.W_U, self.b_U)
+
+    def _embed(self, inputs: Tensor) -> Tensor:
+        cfg, E = self.cfg, self.n_members
+        continuous = cfg.input_dim is not None
+        expected = "[E, B, T, input_dim] float" if continuous else "[E, B, T] integer tokens"
+        n_dims = 4 if continuous else 3
+        if (
+            inputs.dim() != n_dims
+            or inputs.shape[0] != E
+            or inputs.is_floating_point() != continuous
+            or (continuous and inputs.shape[-1] != cfg.input_dim)
+        ):
+            raise ValueError(
+                f"inputs must be {expected} with E={E}"
+                + (f", input_dim={cfg.input_dim}" if continuous else "")
+                + f"; got {inputs.dtype} of shape {tuple(inputs.shape)}"
+            )
+        if not 1 <= inputs.shape[2] <= cfg.n_ctx:
+            raise ValueError(f"sequence length must lie in 1..{cfg.n_ctx}, got {inputs.shape[2]}")
+        if continuous:
+            return _affine(inputs, self.W_E, self.b_E)
+        # Offset each member's tokens into its own rows of the flattened [E * vocab] table.
+        offsets = torch.arange(E, device=inputs.device).view(E, 1, 1) * cfg.vocab_size
+        return F.embedding(inputs + offsets, self.W_E.view(E * cfg.vocab_size, cfg.d_model))
+
+    def _check_ablation(self, head_mask: Tensor | None, z_fill: Tensor | None, T: int) -> None:
+        cfg, E = self.cfg, self.n_members
+        expected_mask = (E, cfg.n_layers, cfg.n_heads)
+        if head_mask is not None and tuple(head_mask.shape) != expected_mask:
+            raise ValueError(f"head_mask must have shape {expected_mask}, got {tuple(head_mask.shape)}")
+        if z_fill is not None:
+            if head_mask is None:
+                raise ValueError("z_fill needs a head_mask saying which heads to replace")
+            expected_fill = (E, cfg.n_layers, T, cfg.n_heads, cfg.d_head)
+            if tuple(z_fill.shape) != expected_fill:
+                raise ValueError(f"z_fill must have shape {expected_fill}, got {tuple(z_fill.shape)}")
+
+    def hook_points(self) -> dict[str, HookPoint]:
+        """All hook points by their stable dotted names."""
+        return {name: m for name, m in self.named_modules() if isinstance(m, HookPoint)}
+
+    def run_with_cache(
+        self,
+        inputs: Tensor,
+        names: Iterable[str] | None = None,
+        **forward_kwargs: Tensor | None,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Forward pass that also returns the (detached) activations at ``names`` (all if None)."""
+        points = self.hook_points()
+        wanted = list(points) if names is None else list(names)
+        unknown = sorted(set(wanted) - set(points))
+        if unknown:
+            raise ValueError(f"unknown hook names {unknown}; available: {sorted(points)}")
+        cache: dict[str, Tensor] = {}
+
+        def recorder(name: str) -> Callable[[Tensor], None]:
+            def record(x: Tensor) -> None:
+                cache[name] = x.detach()
+
+            return record
+
+        try:
+            for name in wanted:
+                points[name].fn = recorder(name)
+            logits = self(inputs, **forward_kwargs)
+        finally:
+            for name in wanted:
+                points[name].fn = None
+        return logits, cache
+
+
+def init_member_state(cfg: ModelConfig, seed: int) -> dict[str, Tensor]:
+    """One member's initial parameters, drawn from ``torch.Generator().manual_seed(seed)``.
+
+    Weights ~ N(0, cfg.init_std^2) in parameter-name order, biases 0, LayerNorm gains 1.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    skeleton = EnsembleTransformer(cfg, 1)
+    gains = {
+        f"{prefix}.w" if prefix else "w"
+        for prefix, module in skeleton.named_modules()
+        if isinstance(module, LayerNorm)
+    }
+    state = {}
+    for name, param in skeleton.named_parameters():
+        shape = param.shape[1:]
+        if name in gains:
+            state[name] = torch.ones(shape)
+        elif name.rsplit(".", 1)[-1].startswith("b"):
+            state[name] = torch.zeros(shape)
+        else:
+            state[name] = torch.empty(shape).normal_(0.0, cfg.init_std, generator=generator)
+    return state

@@ -1,0 +1,71 @@
+"""The data stage through Snakemake on the smoke config: stores open in xarray, caching is exact."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+from headshare.config import load_config
+from headshare.exact import conditional_entropies
+from headshare.processes import mess3
+
+from conftest import SMOKE_CONFIG, run_snakemake
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def data_workdir(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("data-stage")
+    run_snakemake(workdir, "data")
+    return workdir
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """Rule -> job count from a dry run's job-stats table."""
+    return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)\s*$", output, flags=re.MULTILINE)}
+
+
+def test_hmm_store_holds_exact_references(data_workdir: Path):
+    smoke = yaml.safe_load(SMOKE_CONFIG.read_text())
+    context = smoke["hmm"]["context"]
+    store = data_workdir / "results/data/hmm/m3_0.7_m3_0.7/a~0.85.zarr"
+    dataset = xr.open_zarr(store)
+    assert dataset.sizes["sequence"] == smoke["hmm"]["eval_sequences"]
+    assert dataset.sizes["position"] == context + 1
+    single = conditional_entropies(mess3(0.7, 0.85), context + 1)
+    np.testing.assert_allclose(dataset["optimal_loss"].values, 2 * single, rtol=1e-12)
+    assert dataset.attrs["condition"] == "m3_0.7_m3_0.7"
+    assert dataset.attrs["emission_fidelity"] == 0.85
+    for key in ("config", "parameters", "package_versions", "git_revision"):
+        assert dataset.attrs[key]
+    joint = dataset["factor_tokens"].sel(factor=1) * 3 + dataset["factor_tokens"].sel(factor=2)
+    assert (joint == dataset["tokens"]).all()
+
+
+def test_readoff_and_regression_stores_open(data_workdir: Path):
+    readoff = xr.open_zarr(data_workdir / "results/data/readoff.zarr")
+    assert int(readoff["tokens"][:, -1].max()) == 11
+    regression = xr.open_zarr(data_workdir / "results/data/regression.zarr")
+    assert regression.attrs["zero_loss"] == pytest.approx(4 / 24)
+    assert regression.attrs["gd_loss"] < regression.attrs["zero_loss"]
+
+
+def test_rerun_with_unchanged_config_does_nothing(data_workdir: Path):
+    result = run_snakemake(data_workdir, "data", "--dry-run")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_changing_one_lambda_pair_regenerates_only_that_dataset(data_workdir: Path, tmp_path: Path):
+    smoke = yaml.safe_load(SMOKE_CONFIG.read_text())
+    smoke["hmm"]["conditions"][1]["factors"][1]["lambda"] = -0.6
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(smoke))
+    result = run_snakemake(data_workdir, "data", "--dry-run", "--configfile", str(SMOKE_CONFIG), str(changed))
+    assert planned_jobs(result.stdout).get("generate_hmm") == 1
+    assert "ts_0.7_ts_-0.7" in result.stdout and "m3_0.7_m3_0.7/a~" not in result.stdout.split("Job stats")[0]
