@@ -69,3 +69,18 @@ def test_changing_one_lambda_pair_regenerates_only_that_dataset(data_workdir: Pa
     result = run_snakemake(data_workdir, "data", "--dry-run", "--configfile", str(SMOKE_CONFIG), str(changed))
     assert planned_jobs(result.stdout).get("generate_hmm") == 1
     assert "ts_0.7_ts_-0.7" in result.stdout and "m3_0.7_m3_0.7/a~" not in result.stdout.split("Job stats")[0]
+
+
+def readme_python_blocks() -> list[str]:
+    from conftest import PROJECT_ROOT
+
+    text = (PROJECT_ROOT / "README.md").read_text()
+    return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+
+
+def test_readme_snippet_runs_on_the_data_stage(data_workdir: Path, monkeypatch):
+    blocks = readme_python_blocks()
+    assert blocks, "the README must show how to open a store in xarray"
+    monkeypatch.chdir(data_workdir)
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})

@@ -70,7 +70,8 @@ class HMM:
             if np.allclose(net.sum(axis=0), 1.0, atol=ROW_SUM_TOLERANCE, rtol=0):
                 return np.full(self.n_states, 1.0 / self.n_states)
             raise ProcessError(
-                f"{self.name}: eigenvalue 1 has multiplicity {n_unit}, so the stationary distribution is not unique"
+                f"{self.name}: eigenvalue 1 has multiplicity {n_unit}, "
+                "so the stationary distribution is not unique"
             )
         # pi (P - I) = 0 with sum(pi) = 1, solved as one overdetermined linear system.
         system = np.vstack([net.T - np.eye(self.n_states), np.ones((1, self.n_states))])
@@ -81,7 +82,7 @@ class HMM:
         return pi / pi.sum()
 
     def emission(self) -> np.ndarray:
-        """``E[i, k] = P(next token k | current state i)``, so a belief's next-token distribution is ``eta @ E``."""
+        """``E[i, k] = P(next token k | current state i)``: a belief's next-token distribution is ``eta @ E``."""
         return self.transitions.sum(axis=2).T
 
     def predictive(self, beliefs: np.ndarray) -> np.ndarray:

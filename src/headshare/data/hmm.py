@@ -54,7 +54,7 @@ def sample_hmm(hmm: HMM, n_seq: int, length: int, rng: np.random.Generator) -> H
     for t in range(length):
         outcome = (rng.random(n_seq) >= np.take(cumulative, state, axis=1)).sum(axis=0)
         tokens[t] = np.take(token_of, outcome)
-        states[t] = state = np.take(state_of, outcome)
+        states[t] = state; state = np.take(state_of, outcome)
         belief = hmm.update(belief, tokens[t])
         beliefs[t] = belief.T
     return HMMSample(tokens=tokens.T, states=states.T, beliefs=beliefs.transpose(2, 0, 1))
