@@ -7,8 +7,11 @@
 #   .ci/slurm-cluster.sh stop     stop only the daemons this script started
 #   .ci/slurm-cluster.sh status   print the daemons' PIDs and `sinfo`
 #
-# Clients must see the generated config: `export SLURM_CONF=$STATE/slurm.conf`
-# (start prints this line). STATE is $HEADSHARE_SLURM_STATE or /tmp/headshare-slurm.
+# Everything lives in $HEADSHARE_SLURM_STATE (default /tmp/headshare-slurm) except
+# /etc/slurm/slurm.conf, a symlink to the generated config: the executor's job step
+# strips SLURM_CONF from the environment of its inner `srun`, so clients must find the
+# config at the compiled-in default path. An existing /etc/slurm/slurm.conf that is not
+# this symlink is never touched (start fails instead).
 #
 # Partitions: `cpu` (default) and `gpu`, both on the one node. The node declares one
 # fake GPU (gres `gpu`, device file /dev/null) so `sbatch --gpus=1` is accepted;
@@ -17,10 +20,9 @@ set -euo pipefail
 
 STATE=${HEADSHARE_SLURM_STATE:-/tmp/headshare-slurm}
 CONF=$STATE/slurm.conf
+CLIENT_CONF=/etc/slurm/slurm.conf
 NODE=localhost
 READY_TIMEOUT_S=${HEADSHARE_SLURM_READY_TIMEOUT_S:-60}
-export SLURM_CONF=$CONF
-
 die() { echo "slurm-cluster: $*" >&2; exit 1; }
 say() { echo "slurm-cluster: $*"; }
 
@@ -72,9 +74,10 @@ SchedulerType=sched/builtin
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 ReturnToService=2
-# Finished jobs stay visible to squeue this long; the executor's squeue status
-# check needs at least 3x its first polling interval.
-MinJobAge=600
+# Finished jobs stay visible to squeue this long (the cluster has no sacct): the
+# executor's squeue status check needs at least 3x its first polling interval, and
+# tests read the final state of every job of a run.
+MinJobAge=3600
 StateSaveLocation=$STATE/ctld
 SlurmdSpoolDir=$STATE/spool
 SlurmctldPidFile=$STATE/slurmctld.pid
@@ -90,7 +93,13 @@ EOF
 AutoDetect=off
 NodeName=$NODE Name=gpu File=/dev/null
 EOF
+    client_conf_is_ours || [[ ! -e $CLIENT_CONF ]] ||
+        die "$CLIENT_CONF exists and was not written by this script; not replacing it"
+    mkdir -p "$(dirname "$CLIENT_CONF")"
+    ln -sfn "$CONF" "$CLIENT_CONF"
 }
+
+client_conf_is_ours() { [[ -L $CLIENT_CONF && $(readlink "$CLIENT_CONF") == "$CONF" ]]; }
 
 # PID files written by this script (not the daemons' own), one per daemon it started.
 pid_file() { echo "$STATE/started.$1.pid"; }
@@ -141,6 +150,9 @@ start_munge() {
 
 node_state() { sinfo -h -n "$NODE" -o %t 2>/dev/null | head -n 1; }
 
+# Up and schedulable, whether or not jobs are running on it.
+node_up() { [[ $1 == idle || $1 == mix || $1 == alloc ]]; }
+
 wait_idle() {
     local deadline=$((SECONDS + READY_TIMEOUT_S)) state=""
     while ((SECONDS < deadline)); do
@@ -148,7 +160,7 @@ wait_idle() {
             started_alive "$d" || fail "$d exited during start-up" "$d"
         done
         state=$(node_state)
-        [[ $state == idle || $state == mix || $state == alloc ]] && return 0
+        node_up "$state" && return 0
         sleep 0.5
     done
     fail "node '$NODE' not idle after ${READY_TIMEOUT_S}s (state: '${state:-none}')" slurmd
@@ -169,9 +181,8 @@ start() {
     require_root
     mkdir -p "$STATE/log"
     install_packages
-    if started_alive slurmctld && started_alive slurmd && [[ $(node_state) == idle ]]; then
+    if started_alive slurmctld && started_alive slurmd && client_conf_is_ours && node_up "$(node_state)"; then
         say "already running"
-        echo "export SLURM_CONF=$CONF"
         return 0
     fi
     stop_daemons
@@ -183,13 +194,24 @@ start() {
     launch slurmd /usr/sbin/slurmd -D -c -N "$NODE" -f "$CONF"
     wait_idle
     say "node '$NODE' idle after $((SECONDS - t0))s; partitions: $(sinfo -h -o %P | tr '\n' ' ')"
-    echo "export SLURM_CONF=$CONF"
+}
+
+# Jobs left behind (e.g. by a killed Snakemake) would outlive slurmd, whose job
+# steps are separate processes; cancel them while the controller is still up.
+cancel_jobs() {
+    started_alive slurmctld && client_conf_is_ours || return 0
+    squeue -h -t PENDING,RUNNING,SUSPENDED -o %i | xargs -r scancel || true
+    for _ in $(seq 50); do
+        [[ -z $(squeue -h -t RUNNING,COMPLETING -o %i) ]] && return 0
+        sleep 0.2
+    done
 }
 
 # Stop in reverse start order; only PIDs recorded by this script, only if they still
 # run the program recorded for them.
 stop_daemons() {
     local name pid
+    cancel_jobs
     for name in slurmd slurmctld munged; do
         if started_alive "$name"; then
             pid=$(<"$(pid_file "$name")")
@@ -203,6 +225,7 @@ stop_daemons() {
         fi
         rm -f "$(pid_file "$name")"
     done
+    if client_conf_is_ours; then rm -f "$CLIENT_CONF"; fi
 }
 
 status() {
@@ -215,7 +238,7 @@ status() {
             say "$name not started by this script"
         fi
     done
-    ((running)) && [[ -f $CONF ]] && sinfo
+    ((running)) && client_conf_is_ours && sinfo
     return 0
 }
 

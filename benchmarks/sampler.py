@@ -18,7 +18,7 @@ from headshare.processes import HMM, mess3
 LENGTH = 11
 VECTORISED_SEQUENCES = 20_000
 PER_SEQUENCE_SEQUENCES = 1_000
-REPEATS = 3
+REPEATS = 5
 
 
 def _draw(gen: random.Random, probabilities: list[float]) -> int:

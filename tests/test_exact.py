@@ -15,7 +15,7 @@ from headshare.exact import (
     filter_sensitivity,
     product_conditional_entropies,
 )
-from headshare.processes import HMM, mess3, product, two_state
+from headshare.processes import HMM, ProcessError, mess3, product, two_state
 
 
 def sequence_probability(hmm: HMM, sequence) -> float:
@@ -176,6 +176,20 @@ def test_sampled_sensitivity_agrees_with_the_exact_one():
     # A total variation lies in [0, 1], so 20,000 draws give a standard error below 0.5 / sqrt(20,000) = 0.0035.
     np.testing.assert_allclose(sampled, exact, atol=5 * 0.0035)
     np.testing.assert_allclose(sampled, exact, rtol=0.05)
+
+
+def test_sampled_product_sensitivity_reduces_to_the_informative_factor():
+    """A two-state factor with a = 1/2 emits independent fair coins, so the joint prediction is the first
+    factor's times a uniform coin: replacing a joint token moves it exactly as much as the first factor's."""
+    informative = mess3(0.7, 0.7)
+    joint = product(informative, two_state(0.5, 0.5))
+    sampled = filter_sensitivity(joint, 6, 3, n_samples=20_000, rng=np.random.default_rng(3))
+    np.testing.assert_allclose(sampled, filter_sensitivity(informative, 6, 3), atol=5 * 0.0035)
+
+
+def test_exact_sensitivity_refuses_impossible_sequences():
+    with pytest.raises(ProcessError, match="probability 0"):
+        filter_sensitivity(two_state(1.0, 1.0), 3)
 
 
 @pytest.mark.parametrize(

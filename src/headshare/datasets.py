@@ -88,6 +88,7 @@ def hmm_dataset(config: dict, condition_id: str, a: float) -> xr.Dataset:
             "factor": [1, 2],
             "factor_kind": ("factor", np.array([f.kind for f in condition.factors], dtype=object)),
             "factor_lambda": ("factor", [f.lam for f in condition.factors]),
+            "factor_n_tokens": ("factor", [p1.n_tokens, p2.n_tokens]),
         },
     )
     dataset["optimal_loss"].attrs["description"] = "H(X_t | X_<t) in nats at each position (t = position + 1)"

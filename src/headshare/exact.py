@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 
 from headshare.data.hmm import sample_hmm
@@ -77,7 +79,7 @@ def filter_log_loss(hmm: HMM, tokens: np.ndarray) -> np.ndarray:
 
 def _exact_sensitivity(hmm: HMM, context: int, max_distance: int) -> np.ndarray:
     """Every sequence weighted by its probability; a replaced sequence is another row of the enumeration."""
-    *_, alpha = _forward_vectors(hmm, context)
+    alpha = deque(_forward_vectors(hmm, context), maxlen=1).pop()
     weights = alpha.sum(axis=1)
     if np.any(weights <= 0):
         raise ProcessError(
@@ -91,9 +93,12 @@ def _exact_sensitivity(hmm: HMM, context: int, max_distance: int) -> np.ndarray:
         position = context - 1 - distance
         # Axis 1 is the token at `position` (rows are lexicographic, first token slowest).
         predictions = final.reshape(n**position, n, -1, n)
-        total_variation = 0.5 * np.abs(predictions[:, :, None] - predictions[:, None, :]).sum(axis=-1)
         probability = weights.reshape(n**position, n, -1)
-        sensitivity[distance] = np.einsum("aoc,aorc->", probability, total_variation) / n
+        moved = 0.0
+        for replacement in range(n):
+            replaced = predictions[:, replacement : replacement + 1]
+            moved += (probability * 0.5 * np.abs(predictions - replaced).sum(axis=-1)).sum()
+        sensitivity[distance] = moved / n
     return sensitivity
 
 

@@ -45,16 +45,18 @@ def sample_hmm(hmm: HMM, n_seq: int, length: int, rng: np.random.Generator) -> H
     # Outcomes down the first axis keep the per-step gather and comparison contiguous over sequences.
     cumulative = np.cumsum(hmm.transitions.transpose(0, 2, 1).reshape(-1, n_states), axis=0)
     cumulative /= cumulative[-1]  # trailing impossible outcomes sit at exactly 1, never drawn
-    token_of, state_of = np.divmod(np.arange(hmm.n_tokens * n_states), n_states)
+    n_outcomes = hmm.n_tokens * n_states
+    token_of, state_of = np.divmod(np.arange(n_outcomes), n_states)
+    count_dtype = np.uint8 if n_outcomes <= np.iinfo(np.uint8).max else np.int64  # narrow sums are faster
     state = rng.choice(n_states, size=n_seq, p=hmm.stationary())
     belief = np.broadcast_to(hmm.stationary(), (n_seq, n_states))
     tokens = np.empty((length, n_seq), dtype=np.int64)
     states = np.empty((length, n_seq), dtype=np.int64)
     beliefs = np.empty((length, n_states, n_seq))
     for t in range(length):
-        outcome = (rng.random(n_seq) >= np.take(cumulative, state, axis=1)).sum(axis=0)
+        outcome = (rng.random(n_seq) >= np.take(cumulative, state, axis=1)).sum(axis=0, dtype=count_dtype)
         tokens[t] = np.take(token_of, outcome)
-        states[t] = state; state = np.take(state_of, outcome)
+        states[t] = state = np.take(state_of, outcome)
         belief = hmm.update(belief, tokens[t])
         beliefs[t] = belief.T
     return HMMSample(tokens=tokens.T, states=states.T, beliefs=beliefs.transpose(2, 0, 1))

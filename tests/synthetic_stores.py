@@ -1,0 +1,322 @@
+"""Synthetic combined result stores that follow the store contract, for tests of readers.
+
+The values are plausible rather than exact: attention decays geometrically at a head-specific
+rate tied to the factor it tracks, the exact filter forgets faster than |lambda| when emissions
+are strong (ratio |lambda| * (1 - 2 (a - 1/3)^2), close to the published exact values), more
+heads and larger heads lower the excess loss, and two-head readoff models rank the signal
+tokens in opposite orders. Heads beyond a model's n_heads are NaN, as in the real stores.
+Every builder is deterministic given ``rng_seed``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple, Sequence
+
+import numpy as np
+import xarray as xr
+
+from headshare.analysis.readoff import kendall_tau, preference_order
+from headshare.store import write_store
+
+
+class ConditionSpec(NamedTuple):
+    """One product condition: an id, its role and the two factors' kinds and eigenvalues."""
+
+    id: str
+    role: str
+    kind1: str
+    lambda1: float
+    kind2: str
+    lambda2: float
+
+
+DEFAULT_CONDITIONS = (
+    ConditionSpec("m3_0.7_m3_0.7", "preregistered", "mess3", 0.7, "mess3", 0.7),
+    ConditionSpec("m3_0.7_m3_-0.3", "preregistered", "mess3", 0.7, "mess3", -0.3),
+    ConditionSpec("ts_0.7_ts_-0.7", "substitute", "two_state", 0.7, "two_state", -0.7),
+)
+N_STATES = {"mess3": 3, "two_state": 2}
+HMM_GRID_DIMS = ("condition", "a", "loss", "n_heads", "d_head", "seed")
+TARGETS = ("joint", "factor1", "factor2")
+
+
+def filter_ratio(lam: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """The synthetic exact filter's per-step forgetting ratio for a factor."""
+    return np.abs(lam) * (1.0 - 2.0 * (a - 1.0 / 3.0) ** 2)
+
+
+def _object_coord(values: Sequence[str]) -> np.ndarray:
+    return np.array(list(values), dtype=object)
+
+
+def synthetic_hmm_store(
+    *,
+    conditions: Sequence[ConditionSpec] = DEFAULT_CONDITIONS,
+    a: Sequence[float] = (0.85, 0.6),
+    loss: Sequence[str] = ("all", "last"),
+    n_heads: Sequence[int] = (1, 2),
+    d_head: Sequence[int] = (4, 8),
+    seeds: Sequence[int] = (0, 1),
+    context: int = 6,
+    rng_seed: int = 0,
+) -> xr.Dataset:
+    """A results/hmm.zarr-shaped dataset over the given grid (dense cross product)."""
+    rng = np.random.default_rng(rng_seed)
+    max_heads = max(n_heads)
+    lam = np.array([[c.lambda1, c.lambda2] for c in conditions])  # (C, 2)
+    states = np.array([[N_STATES[c.kind1], N_STATES[c.kind2]] for c in conditions])  # (C, 2)
+    a_arr = np.asarray(a, dtype=np.float64)
+    grid_shape = (len(conditions), len(a), len(loss), len(n_heads), len(d_head), len(seeds))
+
+    # Exact references, (C, A[, F]).
+    factor_gain = 1.5 * (a_arr[None, :, None] - 1.0 / states[:, None, :]) ** 2 * lam[:, None, :] ** 2
+    factor_older = factor_gain * 0.3 * np.abs(lam[:, None, :])
+    unigram = np.log(states).sum(axis=1)[:, None] * np.ones(len(a))
+    context_gain = factor_gain.sum(axis=2)
+    optimal = unigram - context_gain
+    steps = np.arange(1, context)
+    ratio = filter_ratio(lam[:, None, :], a_arr[None, :, None])  # (C, A, F)
+    step_drift = 1.0 - 0.02 * (steps - 1)
+    factor_filter_decay = ratio[..., None] * step_drift  # (C, A, F, step)
+    filter_decay = factor_filter_decay.max(axis=2)
+
+    # Model quality: broader models come closer to the filter; "last" training is noisier.
+    heads_b = np.asarray(n_heads)[None, None, None, :, None, None]
+    dhead_b = np.asarray(d_head)[None, None, None, None, :, None]
+    hetero = 1.0 + np.abs(lam[:, 0] - lam[:, 1])[:, None, None, None, None, None]
+    normalised = (0.01 + 0.15 * hetero / (heads_b * dhead_b)) * rng.lognormal(0.0, 0.15, grid_shape)
+    gain_b = context_gain[:, :, None, None, None, None]
+    excess = normalised * gain_b
+    positions = np.arange(1, context + 1)
+    profile = 1.0 - 0.4**positions
+    profile = profile / profile.mean()
+    model_loss = (
+        unigram[:, :, None, None, None, None, None]
+        - gain_b[..., None] * profile
+        + excess[..., None]
+    )
+
+    # Attention from the last query: head k tracks factor (k mod 2); last-position training
+    # matches the filter, all-position training decays at 0.75x its rate.
+    loss_scale = np.where(np.asarray(loss) == "last", 1.0, 0.75)[None, None, :, None, None, None]
+    head_factor = np.arange(max_heads) % 2
+    single = (np.asarray(n_heads) == 1)[None, None, None, :, None, None, None]
+    head_ratio = np.where(single, ratio.max(axis=2)[:, :, None, None, None, None, None],
+                          ratio[:, :, head_factor][:, :, None, None, None, None, :])
+    rate = head_ratio * loss_scale[..., None] * rng.lognormal(0.0, 0.05, grid_shape + (max_heads,))
+    distance = np.arange(context)
+    weight_zero = rng.uniform(0.1, 0.6, grid_shape + (max_heads,))
+    tail = rate[..., None] ** (distance[1:] - 1)
+    tail = tail / tail.sum(axis=-1, keepdims=True) * (1.0 - weight_zero)[..., None]
+    attention = np.concatenate([weight_zero[..., None], tail], axis=-1)
+    attention_all = 0.9 * attention + 0.1 / context
+    exists = np.arange(max_heads) < np.asarray(n_heads)[None, None, None, :, None, None, None]
+    head_mask = np.where(exists, 1.0, np.nan)  # broadcasts over GRID + head
+
+    ci = 0.03 * rng.uniform(0.5, 1.5, rate.shape)
+    parity_offset = np.array([0.02, -0.02])
+
+    r2_base = 1.0 - 0.05 / (heads_b * dhead_b)
+    belief_r2 = np.clip(
+        r2_base[..., None] - np.array([0.02, 0.0, 0.01]) - rng.uniform(0, 0.01, grid_shape + (3,)),
+        0.0, 1.0,
+    )
+
+    # Ablation: multi-head models assign heads to factors, in an order that differs by seed.
+    flip = (np.asarray(seeds) % 2 == 1)[None, None, None, None, None, :, None]
+    assigned = np.where(flip, 1 - head_factor, head_factor)  # GRID + head
+    carries = assigned[..., None] == np.arange(2)  # GRID + head + factor
+    gain_hf = factor_gain[:, :, None, None, None, None, None, :]
+    ablation_factor = np.where(single[..., None], 0.7 * gain_hf,
+                               np.where(carries, 0.6 * gain_hf, 0.04 * gain_hf))
+    ablation_factor = ablation_factor * rng.lognormal(0.0, 0.1, grid_shape + (max_heads, 2))
+    ablation_factor = ablation_factor * head_mask[..., None]
+
+    grid_head = (*HMM_GRID_DIMS, "head")
+    coords = {
+        "condition": ("condition", _object_coord(c.id for c in conditions)),
+        "role": ("condition", _object_coord(c.role for c in conditions)),
+        "kind1": ("condition", _object_coord(c.kind1 for c in conditions)),
+        "kind2": ("condition", _object_coord(c.kind2 for c in conditions)),
+        "lambda1": ("condition", lam[:, 0]),
+        "lambda2": ("condition", lam[:, 1]),
+        "a": ("a", a_arr),
+        "loss": ("loss", _object_coord(loss)),
+        "n_heads": ("n_heads", np.asarray(n_heads, dtype=np.int64)),
+        "d_head": ("d_head", np.asarray(d_head, dtype=np.int64)),
+        "seed": ("seed", np.asarray(seeds, dtype=np.int64)),
+        "head": ("head", np.arange(max_heads)),
+        "distance": ("distance", distance),
+        "step": ("step", steps),
+        "position": ("position", positions),
+        "factor": ("factor", np.array([1, 2])),
+        "parity": ("parity", _object_coord(["even", "odd"])),
+        "target": ("target", _object_coord(TARGETS)),
+    }
+    data = {
+        "optimal_loss": (("condition", "a"), optimal),
+        "unigram_loss": (("condition", "a"), unigram),
+        "context_gain": (("condition", "a"), context_gain),
+        "factor_context_gain": (("condition", "a", "factor"), factor_gain),
+        "factor_older_info": (("condition", "a", "factor"), factor_older),
+        "filter_decay": (("condition", "a", "step"), filter_decay),
+        "factor_filter_decay": (("condition", "a", "factor", "step"), factor_filter_decay),
+        "model_loss": ((*HMM_GRID_DIMS, "position"), model_loss),
+        "excess_loss": (HMM_GRID_DIMS, excess),
+        "excess_loss_se": (HMM_GRID_DIMS, 1e-4 + 0.05 * excess),
+        "normalised_excess": (HMM_GRID_DIMS, normalised),
+        "final_train_loss": (HMM_GRID_DIMS, optimal[:, :, None, None, None, None] + 1.1 * excess),
+        "attention_distance": ((*grid_head, "distance"), attention * head_mask[..., None]),
+        "attention_distance_all": ((*grid_head, "distance"), attention_all * head_mask[..., None]),
+        "decay_rate": (grid_head, rate * head_mask),
+        "decay_ci_low": (grid_head, (rate - ci) * head_mask),
+        "decay_ci_high": (grid_head, (rate + ci) * head_mask),
+        "decay_rate_parity": ((*grid_head, "parity"), (rate[..., None] + parity_offset) * head_mask[..., None]),
+        "decay_parity_ci_low": ((*grid_head, "parity"), (rate[..., None] + parity_offset - ci[..., None]) * head_mask[..., None]),
+        "decay_parity_ci_high": ((*grid_head, "parity"), (rate[..., None] + parity_offset + ci[..., None]) * head_mask[..., None]),
+        "belief_r2": ((*HMM_GRID_DIMS, "target"), belief_r2),
+        "belief_rmse": ((*HMM_GRID_DIMS, "target"), 0.2 * np.sqrt(1.0 - belief_r2)),
+        "ablation_factor_excess": ((*grid_head, "factor"), ablation_factor),
+        "ablation_excess": (grid_head, ablation_factor.sum(axis=-1) * 1.05),
+    }
+    return xr.Dataset(data, coords=coords, attrs={"family": "hmm", "context": context, "synthetic": 1})
+
+
+def synthetic_readoff_store(
+    *,
+    n_heads: Sequence[int] = (1, 2),
+    d_head: Sequence[int] = (1, 4),
+    seeds: Sequence[int] = (0, 1, 2),
+    rng_seed: int = 1,
+) -> xr.Dataset:
+    """A results/readoff.zarr-shaped dataset; two-head models prefer signals in inverted orders.
+
+    The last seed's second head swaps its two middle signals, so its Kendall tau is -1/3
+    rather than -1.
+    """
+    rng = np.random.default_rng(rng_seed)
+    n_signal, max_heads = 4, max(n_heads)
+    grid_shape = (len(n_heads), len(d_head), len(seeds))
+    heads_b = np.asarray(n_heads)[:, None, None]
+    dhead_b = np.asarray(d_head)[None, :, None]
+    solved = (heads_b >= 2) | (dhead_b >= 4)
+    accuracy = np.where(solved, 1.0 - rng.uniform(0.0, 0.01, grid_shape), rng.uniform(0.55, 0.7, grid_shape))
+    loss = 0.02 + 2.0 * (1.0 - accuracy)
+
+    attention_by_rank = np.array([0.45, 0.3, 0.15, 0.08])
+    preference = np.full(grid_shape + (max_heads, n_signal), np.nan)
+    tau = np.full(grid_shape, np.nan)
+    for i, heads in enumerate(n_heads):
+        for j in range(len(d_head)):
+            for k in range(len(seeds)):
+                first = rng.permutation(n_signal)
+                orders = [first, first[::-1]]
+                if k == len(seeds) - 1:
+                    orders[1] = first[[3, 1, 2, 0]]
+                for h in range(heads):
+                    preference[i, j, k, h, orders[h % 2]] = attention_by_rank * rng.uniform(0.95, 1.05)
+                if heads >= 2:
+                    ranked = preference_order(preference[i, j, k, :2])
+                    tau[i, j, k] = kendall_tau(ranked[0], ranked[1])
+
+    grid = ("n_heads", "d_head", "seed")
+    return xr.Dataset(
+        {
+            "accuracy": (grid, accuracy),
+            "loss": (grid, loss),
+            "final_train_loss": (grid, 0.9 * loss),
+            "signal_preference": ((*grid, "head", "signal"), preference),
+            "preference_tau": (grid, tau),
+        },
+        coords={
+            "n_heads": np.asarray(n_heads, dtype=np.int64),
+            "d_head": np.asarray(d_head, dtype=np.int64),
+            "seed": np.asarray(seeds, dtype=np.int64),
+            "head": np.arange(max_heads),
+            "signal": np.arange(n_signal),
+        },
+        attrs={"family": "readoff", "synthetic": 1},
+    )
+
+
+GD_LOSS, ZERO_LOSS, GD_ETA = 0.2061, 10.0 / 24.0, 6.06
+
+
+def synthetic_regression_store(
+    *,
+    n_heads: Sequence[int] = (1, 2),
+    d_head: Sequence[int] = (11,),
+    seeds: Sequence[int] = (0, 1, 2),
+    steps: Sequence[int] = tuple(range(0, 3001, 250)),
+    with_curves: bool = True,
+    rng_seed: int = 2,
+) -> xr.Dataset:
+    """A results/regression.zarr-shaped dataset: linear attention reaches GD, softmax does not.
+
+    ``with_curves=False`` fills ``train_loss`` and ``cosine_curve`` with NaN, as when they
+    were not logged.
+    """
+    rng = np.random.default_rng(rng_seed)
+    attention = ("linear", "softmax")
+    grid_shape = (2, len(n_heads), len(d_head), len(seeds))
+    final_loss = np.array([GD_LOSS, 0.29])[:, None, None, None] * rng.lognormal(0.0, 0.01, grid_shape)
+    cosine = np.array([0.995, 0.8])[:, None, None, None] - rng.uniform(0, 0.02, grid_shape)
+    step_arr = np.asarray(steps, dtype=np.int64)
+    progress = 1.0 - np.exp(-step_arr / 600.0)
+    train_loss = ZERO_LOSS + (final_loss[..., None] - ZERO_LOSS) * progress
+    cosine_curve = 0.1 + (cosine[..., None] - 0.1) * progress
+    if not with_curves:
+        train_loss = np.full_like(train_loss, np.nan)
+        cosine_curve = np.full_like(cosine_curve, np.nan)
+
+    grid = ("attention", "n_heads", "d_head", "seed")
+    return xr.Dataset(
+        {
+            "loss": (grid, final_loss),
+            "gd_loss_ratio": (grid, final_loss / GD_LOSS),
+            "gradient_cosine": (grid, cosine),
+            "prediction_l2": (grid, np.sqrt(np.maximum(final_loss - GD_LOSS, 0.0)) + 0.01),
+            "train_loss": ((*grid, "step"), train_loss),
+            "cosine_curve": ((*grid, "step"), cosine_curve),
+        },
+        coords={
+            "attention": _object_coord(attention),
+            "n_heads": np.asarray(n_heads, dtype=np.int64),
+            "d_head": np.asarray(d_head, dtype=np.int64),
+            "seed": np.asarray(seeds, dtype=np.int64),
+            "step": step_arr,
+        },
+        attrs={
+            "family": "regression",
+            "gd_loss": GD_LOSS,
+            "least_squares_loss": 0.0,
+            "zero_loss": ZERO_LOSS,
+            "gd_eta": GD_ETA,
+            "synthetic": 1,
+        },
+    )
+
+
+def synthetic_belief_store(
+    *, n_samples: int = 400, kinds: tuple[str, str] = ("mess3", "two_state"), rng_seed: int = 3
+) -> xr.Dataset:
+    """A per-model store with exact and regressed beliefs per factor (``belief_true_k``, ``belief_pred_k``)."""
+    rng = np.random.default_rng(rng_seed)
+    data = {}
+    for k, kind in enumerate(kinds, start=1):
+        true = rng.dirichlet(np.full(N_STATES[kind], 0.7), size=n_samples)
+        data[f"belief_true_{k}"] = (("sample", f"state_{k}"), true)
+        data[f"belief_pred_{k}"] = (("sample", f"state_{k}"), true + rng.normal(0.0, 0.03, true.shape))
+    return xr.Dataset(data, attrs={"synthetic": 1})
+
+
+def write_synthetic_stores(directory: str | Path) -> dict[str, Path]:
+    """Write the three default combined stores as results/{hmm,readoff,regression}.zarr would be."""
+    directory = Path(directory)
+    builders = {
+        "hmm": synthetic_hmm_store,
+        "readoff": synthetic_readoff_store,
+        "regression": synthetic_regression_store,
+    }
+    return {name: write_store(build(), directory / f"{name}.zarr") for name, build in builders.items()}
