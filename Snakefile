@@ -18,16 +18,34 @@ except ConfigError as error:
     sys.exit(f"headshare: invalid configuration: {error}")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/extract.smk"
+include: "workflow/rules/figures.smk"
+include: "workflow/rules/score.smk"
 
 
 rule all:
     default_target: True
     input:
-        data_targets(),
+        f"{RESULTS}/scores.md",
+        figure_targets(),
 
 
 rule data:
     input:
         data_targets(),
+
+
+rule train:
+    input:
+        [all_member_paths(family, "models", "/model.pt") for family in FAMILIES],
+
+
+rule extract:
+    input:
+        [f"{RESULTS}/{family}.zarr" for family in FAMILIES],

@@ -192,8 +192,8 @@ def synthetic_readoff_store(
 ) -> xr.Dataset:
     """A results/readoff.zarr-shaped dataset; two-head models prefer signals in inverted orders.
 
-    The last seed's second head swaps its two middle signals, so its Kendall tau is -1/3
-    rather than -1.
+    In the last seed the second head keeps the reversed order but swaps its two middle
+    signals, so that seed's Kendall tau is -2/3 rather than -1.
     """
     rng = np.random.default_rng(rng_seed)
     n_signal, max_heads = 4, max(n_heads)

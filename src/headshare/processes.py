@@ -105,7 +105,7 @@ class HMM:
         states_first = np.moveaxis(beliefs, -1, 0)
         unnormalised = np.einsum("i...,ij...->j...", states_first, np.take(self._by_token, tokens, axis=2))
         total = unnormalised.sum(axis=0)
-        if np.any(total <= 0):
+        if total.size and total.min() <= 0:
             raise ProcessError(f"{self.name}: an observed token has probability 0 under its belief")
         unnormalised /= total
         return np.moveaxis(unnormalised, 0, -1)

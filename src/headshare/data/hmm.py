@@ -48,13 +48,15 @@ def sample_hmm(hmm: HMM, n_seq: int, length: int, rng: np.random.Generator) -> H
     n_outcomes = hmm.n_tokens * n_states
     token_of, state_of = np.divmod(np.arange(n_outcomes), n_states)
     count_dtype = np.uint8 if n_outcomes <= np.iinfo(np.uint8).max else np.int64  # narrow sums are faster
-    state = rng.choice(n_states, size=n_seq, p=hmm.stationary())
-    belief = np.broadcast_to(hmm.stationary(), (n_seq, n_states))
+    stationary = hmm.stationary()
+    state = rng.choice(n_states, size=n_seq, p=stationary)
+    belief = np.broadcast_to(stationary, (n_seq, n_states))
+    uniforms = rng.random((length, n_seq))
     tokens = np.empty((length, n_seq), dtype=np.int64)
     states = np.empty((length, n_seq), dtype=np.int64)
     beliefs = np.empty((length, n_states, n_seq))
     for t in range(length):
-        outcome = (rng.random(n_seq) >= np.take(cumulative, state, axis=1)).sum(axis=0, dtype=count_dtype)
+        outcome = (uniforms[t] >= np.take(cumulative, state, axis=1)).sum(axis=0, dtype=count_dtype)
         tokens[t] = np.take(token_of, outcome)
         states[t] = state = np.take(state_of, outcome)
         belief = hmm.update(belief, tokens[t])

@@ -1,0 +1,137 @@
+"""The SLURM profile: site names from the environment, and the smoke pipeline through sbatch.
+
+The end-to-end test runs on a one-node cluster on this host (.ci/slurm-cluster.sh). That
+cluster has no accounting database, so the run adds the options such a cluster needs
+(NO_ACCOUNTING_OPTIONS); everything else comes from profiles/slurm unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import xarray as xr
+from snakemake.profiles import ProfileConfigFileParser
+
+from conftest import PROJECT_ROOT, run_snakemake
+
+SLURM_PROFILE = PROJECT_ROOT / "profiles" / "slurm"
+LOCAL_PROFILE = PROJECT_ROOT / "profiles" / "default"
+CLUSTER_SCRIPT = PROJECT_ROOT / ".ci" / "slurm-cluster.sh"
+SITE_VARIABLES = ("HEADSHARE_SLURM_PARTITION", "HEADSHARE_SLURM_GPU_PARTITION", "HEADSHARE_SLURM_ACCOUNT")
+TRAINING_RULES = ("train_hmm", "train_readoff", "train_regression")
+# sacct cannot answer without accounting, so poll squeue (the cluster's MinJobAge keeps
+# finished jobs listed); poll after 1 s instead of 40 s; keep successful jobs' logs to inspect.
+NO_ACCOUNTING_OPTIONS = (
+    "--slurm-status-command", "squeue",
+    "--slurm-init-seconds-before-status-checks", "1",
+    "--slurm-keep-successful-logs",
+)
+CLUSTER_START_TIMEOUT_S = 600  # includes apt-get install on a bare machine
+CLUSTER_STOP_TIMEOUT_S = 120
+PIPELINE_TIMEOUT_S = 1800
+
+
+def parsed_profile() -> dict:
+    """The slurm profile as Snakemake turns it into command-line arguments."""
+    with open(SLURM_PROFILE / "config.yaml") as stream:
+        return dict(ProfileConfigFileParser().parse(stream))
+
+
+def test_profile_without_site_variables_leaves_partition_and_account_to_slurm(monkeypatch):
+    for name in SITE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    profile = parsed_profile()
+    assert profile["executor"] == "slurm"
+    assert not any(r.startswith(("slurm_partition=", "slurm_account=")) for r in profile["default-resources"])
+    for rule in TRAINING_RULES:
+        assert {f"{rule}:gpu=1", f"{rule}:slurm_partition='gpu'"} <= set(profile["set-resources"])
+
+
+def test_profile_takes_site_names_from_environment_as_strings(monkeypatch):
+    monkeypatch.setenv("HEADSHARE_SLURM_PARTITION", "all")  # a Python builtin if left unquoted
+    monkeypatch.setenv("HEADSHARE_SLURM_GPU_PARTITION", "a100")
+    monkeypatch.setenv("HEADSHARE_SLURM_ACCOUNT", "12345")  # an int if left unquoted
+    profile = parsed_profile()
+    assert {"slurm_partition='all'", "slurm_account='12345'"} <= set(profile["default-resources"])
+    for rule in TRAINING_RULES:
+        assert f"{rule}:slurm_partition='a100'" in profile["set-resources"]
+
+
+def run_cluster_script(action: str, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(CLUSTER_SCRIPT), action], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    """A running one-node cluster, or a skip that says why it cannot run here; stopped afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("the one-node SLURM cluster needs root (it installs packages and starts daemons)")
+    if shutil.which("slurmctld") is None and shutil.which("apt-get") is None:
+        pytest.skip("SLURM is not installed and there is no apt-get to install it")
+    try:
+        try:
+            started = run_cluster_script("start", CLUSTER_START_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            pytest.skip(f"the SLURM cluster did not start within {CLUSTER_START_TIMEOUT_S} s")
+        if started.returncode != 0:
+            pytest.skip(f"the SLURM daemons could not start:\n{started.stdout}{started.stderr}")
+        yield
+    finally:
+        run_cluster_script("stop", CLUSTER_STOP_TIMEOUT_S)
+
+
+def slurm_jobs(job_ids: set[str]) -> dict[str, tuple[str, str, str]]:
+    """Job id -> (partition, state, GPU request) as slurmctld reports them."""
+    listing = subprocess.run(
+        ["squeue", "--states=all", "--noheader", "--jobs", ",".join(sorted(job_ids)),
+         "--Format=JobID:|,Partition:|,State:|,tres-per-job:"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout
+    rows = (line.split("|") for line in listing.splitlines() if line.strip())
+    return {job_id.strip(): (partition.strip(), state.strip(), gpus.strip()) for job_id, partition, state, gpus in rows}
+
+
+def produced_files(workdir: Path) -> set[Path]:
+    return {
+        path.relative_to(workdir)
+        for path in workdir.rglob("*")
+        if path.is_file() and ".snakemake" not in path.relative_to(workdir).parts
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Object at .snakemake_timestamp:UserWarning")
+def test_smoke_pipeline_runs_through_sbatch_and_matches_local_run(slurm_cluster, tmp_path, monkeypatch):
+    for name in SITE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    on_slurm, local = tmp_path / "slurm", tmp_path / "local"
+    result = run_snakemake(
+        on_slurm, "--workflow-profile", str(SLURM_PROFILE), *NO_ACCOUNTING_OPTIONS, timeout=PIPELINE_TIMEOUT_S
+    )
+    run_snakemake(local, "--workflow-profile", str(LOCAL_PROFILE), timeout=PIPELINE_TIMEOUT_S)
+
+    submitted = set(re.findall(r"submitted with SLURM jobid (\d+)", result.stdout + result.stderr))
+    log_root = on_slurm / ".snakemake" / "slurm_logs"
+    logs = {log.stem: log for log in log_root.rglob("*.log")}  # rule_<rule>/<wildcards>/<jobid>.log
+    assert submitted and set(logs) == submitted
+    jobs = slurm_jobs(submitted)
+    assert set(jobs) == submitted
+    rules = {job_id: log.relative_to(log_root).parts[0].removeprefix("rule_") for job_id, log in logs.items()}
+    assert any(rule in TRAINING_RULES for rule in rules.values())
+    for job_id, rule in rules.items():
+        expected = ("gpu", "COMPLETED", "gres:gpu:1") if rule in TRAINING_RULES else ("cpu", "COMPLETED", "N/A")
+        assert jobs[job_id] == expected, f"SLURM job {job_id} (rule {rule})"
+
+    assert produced_files(on_slurm) == produced_files(local)
+    stores = sorted(store.relative_to(local) for store in local.rglob("*.zarr") if store.is_dir())
+    assert stores
+    for store in stores:
+        # assert_equal compares values, dims and coords, not attrs (provenance carries timestamps).
+        xr.testing.assert_equal(
+            xr.open_zarr(local / store, consolidated=False), xr.open_zarr(on_slurm / store, consolidated=False)
+        )
