@@ -7,6 +7,7 @@ Four stages (data -> train -> extract -> figures) and the scoring of pre-registe
 import sys
 
 from headshare.config import ConfigError, validate_config
+from headshare.predictions import load_predictions
 
 
 configfile: "config.yaml"
@@ -22,6 +23,13 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+
+
+try:
+    load_predictions(PREDICTIONS)
+except (ConfigError, OSError) as error:
+    sys.exit(f"headshare: invalid predictions file: {error}")
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/extract.smk"

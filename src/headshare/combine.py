@@ -107,10 +107,10 @@ def add_hmm_references(combined: xr.Dataset, config: dict, data_stores: dict[tup
 
 def chunk_for_slices(combined: xr.Dataset, family: str) -> xr.Dataset:
     """Chunks hold one (condition, a, loss) block: one model or one head across seeds is a single read."""
-    chunks = {dim: (1 if dim in CHUNKED_AXES[family] else -1) for dim in combined.dims}
-    combined = combined.chunk(chunks)
-    for name in combined.variables:
-        combined[name].encoding.pop("chunks", None)
+    for variable in combined.variables.values():
+        variable.encoding["chunks"] = tuple(
+            1 if dim in CHUNKED_AXES[family] else size for dim, size in zip(variable.dims, variable.shape)
+        ) or None
     return combined
 
 

@@ -23,6 +23,7 @@ import seaborn as sns
 import xarray as xr
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import NullLocator
 
 from headshare.analysis.beliefs import project_to_simplex_2d
 
@@ -82,13 +83,17 @@ _THEME = {
     **sns.plotting_context("paper", font_scale=1.05),
     "figure.dpi": 100,
     "savefig.dpi": 150,
+    "figure.titlesize": "medium",
+    "figure.labelsize": "medium",
 }
 _PANEL = (3.3, 2.6)  # inches per facet
+_LEGEND_WIDTH = 2.4  # inches added for a legend beside the panels
 _FACTOR_STYLES = (  # (colour, dash pattern) of the |lambda_k|^(d-s) reference of factor k
     ("0.2", (0, (5, 2))),
     ("0.55", (0, (2, 1.5))),
 )
 _SEED_SPREAD = "band: min-max over seeds"
+_ATTENTION_VARIABLES = ("attention_distance", "filter_decay")
 
 
 # --------------------------------------------------------------------------------------- helpers
@@ -104,12 +109,17 @@ def _themed(draw: Callable[..., list[Path]]) -> Callable[..., list[Path]]:
 
 
 def _save(fig: Figure, stem: str | os.PathLike) -> list[Path]:
-    """Write ``<stem>.png`` and ``<stem>.pdf``; the PDF carries no date so reruns are identical."""
+    """Write ``<stem>.png`` and ``<stem>.pdf``; the PDF carries no date so reruns are identical.
+
+    The layout computed for the PNG is frozen before the PDF is written: the same positions,
+    without paying for the layout pass twice.
+    """
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     png, pdf = Path(f"{stem}.png"), Path(f"{stem}.pdf")
-    fig.savefig(png, bbox_inches="tight")
-    fig.savefig(pdf, bbox_inches="tight", metadata={"CreationDate": None})
+    fig.savefig(png)
+    fig.set_layout_engine("none")
+    fig.savefig(pdf, metadata={"CreationDate": None})
     return [png, pdf]
 
 
@@ -133,35 +143,40 @@ def _resolve(ds: xr.Dataset, dim: str, value: Any) -> Any:
     return values[hits[0]]
 
 
-def _select(ds: xr.Dataset, **choices: Any) -> tuple[xr.Dataset, dict[str, Any]]:
-    """Select one value per named dim (None = first) and return the slice and the chosen values."""
+def _select(ds: xr.Dataset, variables: tuple[str, ...], **choices: Any) -> tuple[xr.Dataset, dict[str, Any]]:
+    """Load ``variables`` at one value per named dim (None = first); return the slice and the choices."""
+    _require(ds, *variables)
     chosen = {dim: _resolve(ds, dim, value) for dim, value in choices.items()}
-    return ds.sel(chosen), chosen
+    return ds[list(variables)].sel(chosen).compute(), chosen
 
 
 def _fmt(value: Any) -> str:
     return f"{value:g}" if isinstance(value, (float, np.floating)) else str(value)
 
 
-def _condition_title(ds: xr.Dataset, condition: Any) -> str:
-    """'<id> (<role>)' and the factors' eigenvalues, for panel titles."""
+def _panel_title(ax, ds: xr.Dataset, condition: Any, detail: str) -> None:
+    """Two short lines: '<condition id> · <detail>' and '<role>, λ = (λ1, λ2)'."""
     row = ds.sel(condition=condition)
     lam1, lam2 = float(row["lambda1"]), float(row["lambda2"])
-    return f"{condition} ({row['role'].item()})\nλ₁ = {lam1:g}, λ₂ = {lam2:g}"
+    ax.set_title(f"{condition} · {detail}\n{row['role'].item()}, λ = ({lam1:g}, {lam2:g})", fontsize="small")
 
 
 def _grid(n_rows: int, n_cols: int, *, sharex: bool = True, sharey: bool = True,
-          panel: tuple[float, float] = _PANEL) -> tuple[Figure, np.ndarray]:
-    fig = Figure(figsize=(panel[0] * n_cols, panel[1] * n_rows + 0.9), layout="constrained")
+          panel: tuple[float, float] = _PANEL, legend_width: float = 0.0) -> tuple[Figure, np.ndarray]:
+    """A constrained-layout grid of panels, widened by ``legend_width`` inches for a side legend."""
+    fig = Figure(figsize=(panel[0] * n_cols + legend_width, panel[1] * n_rows + 0.9), layout="constrained")
     axes = fig.subplots(n_rows, n_cols, sharex=sharex, sharey=sharey, squeeze=False)
     return fig, axes
 
 
-def _label_outer(axes: np.ndarray, xlabel: str, ylabel: str) -> None:
-    for ax in axes[-1, :]:
-        ax.set_xlabel(xlabel)
-    for ax in axes[:, 0]:
-        ax.set_ylabel(ylabel)
+def _title(fig: Figure, text: str) -> None:
+    """A figure title wrapped to the figure's width."""
+    fig.suptitle(text, wrap=True)
+
+
+def _legend(fig: Figure, handles: list) -> None:
+    """One legend for all panels, outside the axes on the right."""
+    fig.legend(handles=handles, loc="outside right center", frameon=False)
 
 
 def _seed_summary(values: xr.DataArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -234,14 +249,14 @@ def _attention_legend(fig: Figure, n_heads: int) -> None:
         for k, (colour, dashes) in enumerate(_FACTOR_STYLES, start=1)
     ]
     handles.append(Line2D([], [], color="black", label="exact filter r_eff (cumulative)"))
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), frameon=False)
+    _legend(fig, handles)
 
 
 def _attention_grid(hmm: xr.Dataset, stem: str | os.PathLike, row_dim: str, col_dim: str,
                     title: str) -> list[Path]:
     """Facets of attention-vs-distance over (row_dim, col_dim) of an already sliced store."""
     rows, cols = hmm[row_dim].values, hmm[col_dim].values
-    fig, axes = _grid(len(rows), len(cols))
+    fig, axes = _grid(len(rows), len(cols), legend_width=_LEGEND_WIDTH)
     for i, row in enumerate(rows):
         for j, col in enumerate(cols):
             cell = hmm.sel({row_dim: row, col_dim: col})
@@ -249,12 +264,13 @@ def _attention_grid(hmm: xr.Dataset, stem: str | os.PathLike, row_dim: str, col_
             lambdas = (float(cell["lambda1"]), float(cell["lambda2"]))
             ax = axes[i, j]
             _attention_panel(ax, mean, low, high, lambdas, cell["filter_decay"].values)
-            ax.set_title(f"{_condition_title(hmm, cell['condition'].item())} · {col_dim} = {_fmt(col)}",
-                         fontsize="small")
+            _panel_title(ax, hmm, cell["condition"].item(), f"{col_dim} = {_fmt(col)}")
     axes[0, 0].set_yscale("log")
-    _label_outer(axes, "distance d − s (tokens)", "mean attention weight (probability)")
-    _attention_legend(fig, hmm.sizes["head"])
-    fig.suptitle(title)
+    axes[0, 0].yaxis.set_minor_locator(NullLocator())
+    fig.supxlabel("distance d − s (tokens)")
+    fig.supylabel("mean attention weight from the last query (probability)")
+    _attention_legend(fig, int(hmm["n_heads"].max()))
+    _title(fig, title)
     return _save(fig, stem)
 
 
@@ -262,8 +278,7 @@ def _attention_grid(hmm: xr.Dataset, stem: str | os.PathLike, row_dim: str, col_
 def attention_decay(hmm: xr.Dataset, stem: str | os.PathLike, *, a: float | None = None,
                     loss: str | None = None, d_head: int | None = None) -> list[Path]:
     """Attention vs distance per head, rows = condition, columns = n_heads, for one (a, loss, d_head)."""
-    _require(hmm, "attention_distance", "filter_decay", "lambda1", "lambda2", "role")
-    sliced, chosen = _select(hmm, a=a, loss=loss, d_head=d_head)
+    sliced, chosen = _select(hmm, _ATTENTION_VARIABLES, a=a, loss=loss, d_head=d_head)
     title = (
         "Attention from the last query position vs distance "
         f"(a = {_fmt(chosen['a'])}, loss on {chosen['loss']} positions, d_head = {chosen['d_head']})\n"
@@ -276,8 +291,7 @@ def attention_decay(hmm: xr.Dataset, stem: str | os.PathLike, *, a: float | None
 def attention_decay_by_a(hmm: xr.Dataset, stem: str | os.PathLike, *, n_heads: int | None = None,
                          loss: str | None = None, d_head: int | None = None) -> list[Path]:
     """Attention vs distance per head, rows = condition, columns = emission fidelity a, one model size."""
-    _require(hmm, "attention_distance", "filter_decay", "lambda1", "lambda2", "role")
-    sliced, chosen = _select(hmm, n_heads=n_heads, loss=loss, d_head=d_head)
+    sliced, chosen = _select(hmm, _ATTENTION_VARIABLES, n_heads=n_heads, loss=loss, d_head=d_head)
     title = (
         f"Attention vs distance across emission fidelity a ({chosen['n_heads']}-head models, "
         f"loss on {chosen['loss']} positions, d_head = {chosen['d_head']})\n"
@@ -289,18 +303,17 @@ def attention_decay_by_a(hmm: xr.Dataset, stem: str | os.PathLike, *, n_heads: i
 @_themed
 def decay_rates(hmm: xr.Dataset, stem: str | os.PathLike, *, d_head: int | None = None) -> list[Path]:
     """Fitted decay rate per (seed, head) against a, rows = loss positions, columns = condition."""
-    _require(hmm, "decay_rate", "decay_ci_low", "decay_ci_high", "filter_decay", "lambda1", "lambda2")
-    sliced, chosen = _select(hmm, d_head=d_head)
+    sliced, chosen = _select(hmm, ("decay_rate", "decay_ci_low", "decay_ci_high", "filter_decay"), d_head=d_head)
     a_values = sliced["a"].values.astype(np.float64)
     spacing = np.min(np.diff(np.sort(a_values))) if a_values.size > 1 else 0.1
     n_heads_values = sliced["n_heads"].values
-    offsets = (np.arange(n_heads_values.size) - (n_heads_values.size - 1) / 2) * 0.5 * spacing / n_heads_values.size
+    offsets = (np.arange(n_heads_values.size) - (n_heads_values.size - 1) / 2) * 0.12 * spacing
     palette = sns.color_palette("colorblind", n_heads_values.size)
     with np.errstate(divide="ignore", invalid="ignore"):
         filter_rate = np.exp(np.log(_positive(sliced["filter_decay"].values)).mean(axis=-1))  # (condition, a)
 
     conditions, losses = sliced["condition"].values, sliced["loss"].values
-    fig, axes = _grid(len(losses), len(conditions))
+    fig, axes = _grid(len(losses), len(conditions), legend_width=_LEGEND_WIDTH)
     for i, loss_kind in enumerate(losses):
         for j, condition in enumerate(conditions):
             ax = axes[i, j]
@@ -315,17 +328,19 @@ def decay_rates(hmm: xr.Dataset, stem: str | os.PathLike, *, d_head: int | None 
                             color=palette[k], elinewidth=0.8, alpha=0.8)
             order = np.argsort(a_values)
             ax.plot(a_values[order], filter_rate[j][order], color="black", marker="s", ms=3, lw=1.0)
+            ax.set_xticks(a_values)
             for lam, (colour, dashes) in zip(dict.fromkeys(np.abs([cell["lambda1"], cell["lambda2"]])), _FACTOR_STYLES):
                 ax.axhline(lam, color=colour, ls=dashes, lw=1.1)
-            ax.set_title(f"{_condition_title(sliced, condition)} · loss on {loss_kind}", fontsize="small")
-    _label_outer(axes, "emission fidelity a", "decay rate per distance step")
+            _panel_title(ax, sliced, condition, f"loss on {loss_kind}")
+    fig.supxlabel("emission fidelity a")
+    fig.supylabel("attention decay rate per distance step")
     handles = [Line2D([], [], color=c, marker="o", ls="", label=f"{h}-head model heads")
                for h, c in zip(n_heads_values, palette)]
     handles += [Line2D([], [], color=colour, ls=dashes, label=f"|λ{k}|")
                 for k, (colour, dashes) in enumerate(_FACTOR_STYLES, start=1)]
     handles.append(Line2D([], [], color="black", marker="s", ms=3, label="exact filter (geometric-mean r_eff)"))
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), frameon=False)
-    fig.suptitle(
+    _legend(fig, handles)
+    _title(fig, 
         f"Fitted attention decay rate vs emission fidelity (d_head = {chosen['d_head']}; one point per "
         "seed and head,\nbars: CI over query positions; fit on distances ≥ 1 of the last query's attention)"
     )
@@ -333,15 +348,21 @@ def decay_rates(hmm: xr.Dataset, stem: str | os.PathLike, *, d_head: int | None 
 
 
 # ------------------------------------------------------------------------------ loss and beliefs
-def _heatmap_panels(fig: Figure, axes: np.ndarray, panels: dict[tuple[int, int], pd.DataFrame], *,
-                    cmap: str, vmin: float, vmax: float, fmt: str,
-                    colorbar_label: str) -> None:
-    """Annotated heatmaps on a shared colour scale with one colour bar for all panels."""
-    for (i, j), frame in panels.items():
-        sns.heatmap(frame, ax=axes[i, j], cmap=cmap, vmin=vmin, vmax=vmax, annot=True,
-                    fmt=fmt, cbar=False, linewidths=0.5, linecolor="white", annot_kws={"fontsize": "small"})
+def _heatmap_panels(fig: Figure, axes: np.ndarray, panels: dict[tuple[int, int], tuple[pd.DataFrame, np.ndarray]],
+                    *, cmap: str, vmin: float, vmax: float, colorbar_label: str) -> None:
+    """Heatmaps (colour table, annotation strings) on a shared colour scale with one colour bar."""
+    for (i, j), (frame, annotation) in panels.items():
+        sns.heatmap(frame, ax=axes[i, j], cmap=cmap, vmin=vmin, vmax=vmax, annot=annotation, fmt="",
+                    cbar=False, linewidths=0.5, linecolor="white", annot_kws={"fontsize": "small"})
+        axes[i, j].tick_params(axis="y", rotation=0)
     mappable = next(ax.collections[0] for ax in axes.flat if ax.collections)
     fig.colorbar(mappable, ax=axes, label=colorbar_label, shrink=0.8)
+
+
+def _annotate(fmt: str, *tables: np.ndarray) -> np.ndarray:
+    """Cell texts ``fmt.format(*values)`` from same-shaped tables, blank where the first is NaN."""
+    texts = [fmt.format(*values) if np.isfinite(values[0]) else "" for values in zip(*(t.ravel() for t in tables))]
+    return np.array(texts, dtype=object).reshape(tables[0].shape)
 
 
 def _finite_max(values: np.ndarray, default: float) -> float:
@@ -352,24 +373,23 @@ def _finite_max(values: np.ndarray, default: float) -> float:
 @_themed
 def excess_heatmap(hmm: xr.Dataset, stem: str | os.PathLike, *, loss: str | None = None) -> list[Path]:
     """Mean normalised excess loss over n_heads x d_head; rows = a, columns = condition."""
-    _require(hmm, "normalised_excess", "context_gain", "role", "lambda1", "lambda2")
-    sliced, chosen = _select(hmm, loss=loss)
+    sliced, chosen = _select(hmm, ("normalised_excess", "context_gain"), loss=loss)
     mean = sliced["normalised_excess"].mean("seed")
     a_values, conditions = sliced["a"].values, sliced["condition"].values
     fig, axes = _grid(len(a_values), len(conditions), sharex=False, sharey=False)
     panels = {}
     for i, a in enumerate(a_values):
         for j, condition in enumerate(conditions):
-            panels[i, j] = mean.sel(a=a, condition=condition).transpose("n_heads", "d_head").to_pandas()
+            table = mean.sel(a=a, condition=condition).transpose("n_heads", "d_head").to_pandas()
+            panels[i, j] = table, _annotate("{:.3f}", table.to_numpy())
             gain = float(sliced["context_gain"].sel(a=a, condition=condition))
-            axes[i, j].set_title(f"{_condition_title(sliced, condition)}\na = {_fmt(a)}, "
-                                 f"context gain {gain:.3g} nats", fontsize="small")
+            _panel_title(axes[i, j], sliced, condition, f"a = {_fmt(a)}, gain {gain:.3g} nats")
     _heatmap_panels(fig, axes, panels, cmap="rocket_r", vmin=0.0, vmax=_finite_max(mean.values, 1.0),
-                    fmt=".3f", colorbar_label="normalised excess loss (fraction of context gain)")
+                    colorbar_label="normalised excess loss (fraction of context gain)")
     for ax in axes.flat:
         ax.set_xlabel("d_head (dims per head)")
         ax.set_ylabel("n_heads")
-    fig.suptitle(
+    _title(fig, 
         "Normalised excess loss (L_model − L_opt) / (L_unigram − L_opt), paired against the exact filter\n"
         f"mean over {hmm.sizes['seed']} seeds; loss on {chosen['loss']} positions; lower is better, 0 = optimal"
     )
@@ -380,13 +400,12 @@ def excess_heatmap(hmm: xr.Dataset, stem: str | os.PathLike, *, loss: str | None
 def belief_r2(hmm: xr.Dataset, stem: str | os.PathLike, *, loss: str | None = None,
               d_head: int | None = None) -> list[Path]:
     """Held-out belief-regression R^2 per target against n_heads; rows = a, columns = condition."""
-    _require(hmm, "belief_r2", "role", "lambda1", "lambda2")
-    sliced, chosen = _select(hmm, loss=loss, d_head=d_head)
+    sliced, chosen = _select(hmm, ("belief_r2",), loss=loss, d_head=d_head)
     frame = sliced["belief_r2"].to_dataframe().reset_index()
     targets = list(sliced["target"].values)
     palette = dict(zip(targets, sns.color_palette("colorblind", len(targets))))
     a_values, conditions = sliced["a"].values, sliced["condition"].values
-    fig, axes = _grid(len(a_values), len(conditions), sharex=False)
+    fig, axes = _grid(len(a_values), len(conditions), sharex=False, legend_width=_LEGEND_WIDTH)
     for i, a in enumerate(a_values):
         for j, condition in enumerate(conditions):
             ax = axes[i, j]
@@ -396,13 +415,14 @@ def belief_r2(hmm: xr.Dataset, stem: str | os.PathLike, *, loss: str | None = No
                               order=list(sliced["n_heads"].values), palette=palette, errorbar=("pi", 100),
                               dodge=0.3, markersize=4, linewidth=1.2, ax=ax, legend=False)
             ax.axhline(1.0, color="0.6", lw=0.8, ls=":")
-            ax.set_title(f"{_condition_title(sliced, condition)} · a = {_fmt(a)}", fontsize="small")
+            _panel_title(ax, sliced, condition, f"a = {_fmt(a)}")
             ax.set_xlabel("")
             ax.set_ylabel("")
-    _label_outer(axes, "n_heads", "held-out R² (dimensionless)")
+    fig.supxlabel("n_heads")
+    fig.supylabel("held-out R² (dimensionless)")
     handles = [Line2D([], [], color=palette[t], marker="o", label=f"belief target: {t}") for t in targets]
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
-    fig.suptitle(
+    _legend(fig, handles)
+    _title(fig, 
         "Linear read-out of exact belief states from the final residual stream: held-out R²\n"
         f"(loss on {chosen['loss']} positions, d_head = {chosen['d_head']}; points: mean, bars: min-max "
         f"over {hmm.sizes['seed']} seeds)"
@@ -455,7 +475,7 @@ def belief_simplex(model_store: xr.Dataset, stem: str | os.PathLike) -> list[Pat
             errors.set_title(f"factor {k}: read-out error", fontsize="small")
         else:
             raise ValueError(f"belief_true_{k} has {true.shape[1]} states; only 2 or 3 can be drawn")
-    fig.suptitle(
+    _title(fig, 
         f"Belief geometry: exact beliefs vs their linear read-out from the residual stream "
         f"({true.shape[0]} samples; colour = exact belief)"
     )
@@ -466,32 +486,38 @@ def belief_simplex(model_store: xr.Dataset, stem: str | os.PathLike) -> list[Pat
 def ablation_matrix(hmm: xr.Dataset, stem: str | os.PathLike, *, loss: str | None = None,
                     d_head: int | None = None, n_heads: int | None = None) -> list[Path]:
     """Head x factor loss rise under mean-ablation (heads ranked per seed); rows = a, columns = condition."""
-    _require(hmm, "ablation_factor_excess", "role", "lambda1", "lambda2")
     if n_heads is None:
         n_heads = int(hmm["n_heads"].max())
-    sliced, chosen = _select(hmm, loss=loss, d_head=d_head, n_heads=n_heads)
-    ranked = rank_heads_by_factor(sliced["ablation_factor_excess"]).isel(head=slice(0, int(chosen["n_heads"])))
-    mean = ranked.mean("seed")
+    sliced, chosen = _select(hmm, ("ablation_factor_excess", "factor_context_gain"), loss=loss, d_head=d_head,
+                              n_heads=n_heads)
+    n_heads = int(chosen["n_heads"])
+    ranked = rank_heads_by_factor(sliced["ablation_factor_excess"]).isel(head=slice(0, n_heads))
+    nats = ranked.mean("seed")
+    share = nats / sliced["factor_context_gain"]
     a_values, conditions = sliced["a"].values, sliced["condition"].values
     fig, axes = _grid(len(a_values), len(conditions), sharex=False, sharey=False,
-                      panel=(3.0, 1.0 + 0.45 * int(chosen["n_heads"])))
+                      panel=(3.0, 1.0 + 0.5 * n_heads))
     panels = {}
     for i, a in enumerate(a_values):
         for j, condition in enumerate(conditions):
-            table = mean.sel(a=a, condition=condition).transpose("head", "factor").to_pandas()
+            cell = {"a": a, "condition": condition}
+            table = share.sel(cell).transpose("head", "factor").to_pandas()
             table.index = [f"rank {h + 1}" for h in table.index]
             table.columns = [f"factor {f}" for f in table.columns]
-            panels[i, j] = table
-            axes[i, j].set_title(f"{_condition_title(sliced, condition)} · a = {_fmt(a)}", fontsize="small")
-    limit = _finite_max(np.abs(mean.values), 1e-3)
-    _heatmap_panels(fig, axes, panels, cmap="vlag", vmin=-limit, vmax=limit, fmt=".3g",
-                    colorbar_label="factor loss rise when ablated (nats)")
+            texts = _annotate("{:.3g} nats\n({:.0%})", nats.sel(cell).transpose("head", "factor").values,
+                              table.to_numpy())
+            panels[i, j] = table, texts
+            _panel_title(axes[i, j], sliced, condition, f"a = {_fmt(a)}")
+    limit = _finite_max(np.abs(share.values), 1.0)
+    _heatmap_panels(fig, axes, panels, cmap="vlag", vmin=-limit, vmax=limit,
+                    colorbar_label="loss rise / factor's context gain")
     for ax in axes.flat:
-        ax.set_ylabel("head (ranked by factor-1 specificity)")
-    fig.suptitle(
-        f"Head ablation: rise in each factor's marginal loss ({chosen['n_heads']}-head models, "
-        f"d_head = {chosen['d_head']}, loss on {chosen['loss']} positions)\n"
-        f"heads ranked within each seed, then mean over {hmm.sizes['seed']} seeds"
+        ax.set_ylabel("")
+    fig.supylabel("head, ranked within each seed by factor-1 specificity")
+    _title(fig,
+        f"Head ablation: rise in each factor's marginal loss ({n_heads}-head models, "
+        f"d_head = {chosen['d_head']}, loss on {chosen['loss']} positions); nats and share of the "
+        f"factor's context gain, mean over {hmm.sizes['seed']} seeds"
     )
     return _save(fig, stem)
 
@@ -500,15 +526,14 @@ def ablation_matrix(hmm: xr.Dataset, stem: str | os.PathLike, *, loss: str | Non
 @_themed
 def readoff_accuracy(readoff: xr.Dataset, stem: str | os.PathLike) -> list[Path]:
     """Readoff accuracy and head-order Kendall tau over n_heads x d_head (mean [min, max] over seeds)."""
-    _require(readoff, "accuracy", "preference_tau")
+    readoff, _ = _select(readoff, ("accuracy", "preference_tau"))
     fig, axes = _grid(1, 2, sharex=False, sharey=False, panel=(4.2, 3.2))
     scales = {"accuracy": ("mako", 0.0, 1.0, "accuracy (fraction correct)"),
               "preference_tau": ("vlag", -1.0, 1.0, "Kendall τ, head 0 vs head 1")}
     for ax, (name, (cmap, vmin, vmax, label)) in zip(axes.flat, scales.items()):
         values = readoff[name].transpose("n_heads", "d_head", "seed")
         mean, low, high = _seed_summary(values)
-        annotation = np.vectorize(lambda m, lo, hi: "n/a" if np.isnan(m) else f"{m:.2f}\n[{lo:.2f}, {hi:.2f}]")(
-            mean, low, high)
+        annotation = _annotate("{:.2f}\n[{:.2f}, {:.2f}]", mean, low, high)
         frame = values.mean("seed").to_pandas()
         sns.heatmap(frame, ax=ax, cmap=cmap, vmin=vmin, vmax=vmax, annot=annotation, fmt="",
                     cbar_kws={"label": label}, linewidths=0.5, linecolor="white", annot_kws={"fontsize": "small"})
@@ -516,20 +541,20 @@ def readoff_accuracy(readoff: xr.Dataset, stem: str | os.PathLike) -> list[Path]
         ax.set_ylabel("n_heads")
     axes[0, 0].set_title("held-out accuracy (chance 0.1)", fontsize="small")
     axes[0, 1].set_title("signal-preference order agreement (−1 = inverted)", fontsize="small")
-    fig.suptitle(f"Readoff task: mean [min, max] over {readoff.sizes['seed']} seeds")
+    _title(fig, f"Readoff task: mean [min, max] over {readoff.sizes['seed']} seeds")
     return _save(fig, stem)
 
 
 @_themed
 def readoff_preference(readoff: xr.Dataset, stem: str | os.PathLike) -> list[Path]:
     """Per-head attention on each signal token; rows = seed, columns = (n_heads, d_head) config."""
-    _require(readoff, "signal_preference", "preference_tau")
+    readoff, _ = _select(readoff, ("signal_preference", "preference_tau"))
     configs = [(h, d) for h in readoff["n_heads"].values for d in readoff["d_head"].values]
     seeds, signals = readoff["seed"].values, readoff["signal"].values
     n_heads_max = readoff.sizes["head"]
     palette = sns.color_palette("colorblind", n_heads_max)
     width = 0.8 / n_heads_max
-    fig, axes = _grid(len(seeds), len(configs), sharex=True, sharey=True, panel=(2.8, 2.2))
+    fig, axes = _grid(len(seeds), len(configs), panel=(2.8, 2.2), legend_width=_LEGEND_WIDTH)
     for i, seed in enumerate(seeds):
         for j, (heads, size) in enumerate(configs):
             ax = axes[i, j]
@@ -543,10 +568,11 @@ def readoff_preference(readoff: xr.Dataset, stem: str | os.PathLike) -> list[Pat
             tau_text = f", τ = {tau:.2f}" if np.isfinite(tau) else ""
             ax.set_title(f"n_heads {heads}, d_head {size}, seed {seed}{tau_text}", fontsize="small")
             ax.set_xticks(signals)
-    _label_outer(axes, "signal token", "mean attention (probability)")
+    fig.supxlabel("signal token")
+    fig.supylabel("mean attention from the readoff position (probability)")
     handles = [Line2D([], [], color=c, lw=6, label=f"head {h}") for h, c in enumerate(palette)]
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
-    fig.suptitle("Readoff task: attention from the readoff position to each signal token, per head\n"
+    _legend(fig, handles)
+    _title(fig, "Readoff task: attention from the readoff position to each signal token, per head\n"
                  "(τ: Kendall tau between head 0's and head 1's preference orders; −1 = inverted)")
     return _save(fig, stem)
 
@@ -579,6 +605,7 @@ def _curve_panel(ax, values: xr.DataArray, palette: dict[str, Any]) -> None:
 def regression_vs_gd(regression: xr.Dataset, stem: str | os.PathLike) -> list[Path]:
     """Loss and gradient cosine per attention kind against the GD / least-squares / zero baselines."""
     _require(regression, "loss", "gradient_cosine")
+    regression = regression.compute()
     attrs = regression.attrs
     references = [(key, label, colour) for key, label, colour in (
         ("zero_loss", "zero predictor", "0.55"),
@@ -621,7 +648,7 @@ def regression_vs_gd(regression: xr.Dataset, stem: str | os.PathLike) -> list[Pa
         ax.legend(fontsize="x-small", loc="best")
 
     configs = ", ".join(sorted(_config_frame(regression["loss"])["model"].unique()))
-    fig.suptitle(f"In-context linear regression: model vs one step of gradient descent ({configs}; "
+    _title(fig, f"In-context linear regression: model vs one step of gradient descent ({configs}; "
                  f"{regression.sizes['seed']} seeds)")
     return _save(fig, stem)
 

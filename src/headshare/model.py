@@ -164,14 +164,13 @@ class Attention(nn.Module):
         self.b_QKV = _stacked(n_members, 3 * H * dh)
         self.W_O = _stacked(n_members, H, dh, d)
         self.b_O = _stacked(n_members, d)
-        visible = torch.tril(torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool))
         if cfg.attention == "softmax":
             # Added to the scores: 0 where visible, -inf where the key lies in the future.
-            mask = torch.zeros(cfg.n_ctx, cfg.n_ctx).masked_fill(~visible, float("-inf"))
+            future = torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool).triu(1)
+            self.register_buffer("mask", torch.zeros(cfg.n_ctx, cfg.n_ctx).masked_fill(future, float("-inf")), persistent=False)
         else:
-            # Multiplies the scores: 1/(t+1) where visible, 0 where the key lies in the future.
-            mask = visible.float() / visible.sum(-1, keepdim=True)
-        self.register_buffer("mask", mask, persistent=False)
+            # Divides the lower-triangular scores: query position t sees t + 1 keys.
+            self.register_buffer("n_visible", torch.arange(1.0, cfg.n_ctx + 1).view(-1, 1), persistent=False)
         self.hook_q = HookPoint()  # [E, B, T, H, d_head]
         self.hook_k = HookPoint()  # [E, B, T, H, d_head]
         self.hook_v = HookPoint()  # [E, B, T, H, d_head]
@@ -216,7 +215,7 @@ class Attention(nn.Module):
         if self.cfg.attention == "softmax":
             pattern = torch.softmax(scores + self.mask[:T, :T], dim=-1)
         else:
-            pattern = scores * self.mask[:T, :T]
+            pattern = scores.tril() / self.n_visible[:T]
         pattern = self.hook_pattern(pattern)
         z = (pattern @ v).transpose(2, 3)  # [E, B, T, H, dh]
         if head_mask is not None:
@@ -306,10 +305,12 @@ class EnsembleTransformer(nn.Module):
     def from_members(
         cls, cfg: ModelConfig, members: Sequence[dict[str, Tensor]]
     ) -> EnsembleTransformer:
-        """Stack per-member state dicts (as from ``member_state_dict``) into one ensemble."""
+        """Stack per-member state dicts (as from ``member_state_dict``) into one ensemble,
+        keeping their dtype and device."""
         if not members:
             raise ValueError("from_members needs at least one member state dict, got none")
-        model = cls(cfg, len(members))
+        first = next(iter(members[0].values()))
+        model = cls(cfg, len(members)).to(dtype=first.dtype, device=first.device)
         stacked = {name: torch.stack([m[name] for m in members]) for name in members[0]}
         model.load_state_dict(stacked)
         return model

@@ -1,11 +1,21 @@
 """Paths and target lists shared by every stage; all derive from the validated config."""
 
 import json
+from pathlib import Path
 
 from headshare.cohorts import COHORT_TEMPLATES, FAMILIES, cohorts, find_cohort, member_grid, MEMBER_TEMPLATES
 from headshare.config import hmm_conditions
 
+def project_path(path):
+    """A relative path from the config: the working directory's file if there is one, else the project's."""
+    candidate = Path(path)
+    if candidate.is_absolute() or candidate.exists():
+        return str(candidate)
+    return str(Path(workflow.basedir) / candidate)
+
+
 RESULTS = config["results"]
+PREDICTIONS = project_path(config["predictions"])
 CONDITION_IDS = [condition.id for condition in hmm_conditions(config)]
 EMISSION_FIDELITIES = [str(a) for a in config["hmm"]["emission_fidelity"]]
 

@@ -19,6 +19,7 @@ for family in FAMILIES:
             [directory(path) for path in cohort_outputs(family, "extract", ".zarr")],
         params:
             family=family,
+            cohort=lambda wildcards, family=family: cohort_name(family, wildcards),
         threads: config["threads"]
         resources:
             runtime=60,

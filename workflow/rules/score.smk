@@ -3,7 +3,7 @@
 
 rule score:
     input:
-        predictions=config["predictions"],
+        predictions=PREDICTIONS,
         hmm=f"{RESULTS}/hmm.zarr",
         readoff=f"{RESULTS}/readoff.zarr",
         regression=f"{RESULTS}/regression.zarr",

@@ -11,7 +11,8 @@ for family in FAMILIES:
             records=cohort_outputs(family, "models", "/training.json"),
         params:
             family=family,
-            cohort=lambda wildcards, family=family: cohort_params(family, wildcards),
+            cohort=lambda wildcards, family=family: cohort_name(family, wildcards),
+            definition=lambda wildcards, family=family: cohort_params(family, wildcards),
             checkpoint=lambda wildcards, family=family: f"{RESULTS}/checkpoints/{cohort_name(family, wildcards)}.pt",
         threads: config["threads"]
         resources:

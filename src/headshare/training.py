@@ -1,0 +1,476 @@
+"""Training an ensemble of models at once, on data drawn fresh every step.
+
+The loss that is backpropagated is the SUM over members of each member's mean loss, so member
+e's gradient is exactly the gradient of its own loss. AdamW is elementwise, hence one optimizer
+over the stacked parameters is the same as one optimizer per member; gradient clipping is done
+per member by hand (``clip_grad_norm_per_member``). The learning rate warms up linearly, then
+follows a cosine from ``lr`` down to ``FINAL_LR_FRACTION * lr`` at the last step: decaying
+lets attention patterns settle once the loss has.
+
+Data are infinite: a ``BatchSource`` draws new sequences every step from generators seeded by
+(member seed, step) alone. Nothing is cached, so a model cannot overfit a fixed set; a member's
+stream does not depend on its cohort; and a source needs no saved state to resume, which is
+what makes a resumed run bit-identical (on CPU) to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from headshare.checkpoint import (
+    CheckpointMismatchError,
+    check_model_state,
+    load_payload,
+    save_atomic,
+)
+from headshare.model import EnsembleTransformer
+
+LOSSES = ("xent", "mse")
+DEVICES = ("auto", "cpu", "cuda")
+FINAL_LR_FRACTION = 0.1
+TRAIN_CHECKPOINT_FORMAT = "headshare.train-checkpoint/1"
+# Mixed into every training generator's seed so training streams never coincide with other
+# streams seeded by the same (seed, step) integers, such as evaluation sets.
+TRAIN_STREAM = 0x747261696E  # "train"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Optimisation settings shared by every member of a cohort."""
+
+    steps: int
+    batch_size: int = 512
+    lr: float = 1e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float | None = 1.0
+    log_every: int = 50
+    checkpoint_every: int = 500
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One training step's data for every member.
+
+    inputs: [E, B, T] int64 tokens, or [E, B, T, input_dim] float.
+    targets: [E, B, T] int64 classes (next token, or a label at the loss positions and
+        anything elsewhere), or [E, B] float regression targets for the one loss position.
+    loss_positions: [T] bool, True where a position's prediction carries loss.
+    """
+
+    inputs: Tensor
+    targets: Tensor
+    loss_positions: Tensor
+
+    def to(self, device: torch.device) -> Batch:
+        return Batch(
+            self.inputs.to(device, non_blocking=True),
+            self.targets.to(device, non_blocking=True),
+            self.loss_positions.to(device),
+        )
+
+
+class BatchSource(Protocol):
+    """Returns the batch for a training step. It must be a pure function of ``step`` (fresh
+    samples from generators seeded by member seed and step), so steps can be drawn ahead of
+    time on another thread and a resumed run sees the same data."""
+
+    def __call__(self, step: int) -> Batch: ...
+
+
+def member_rng(seed: int, step: int) -> np.random.Generator:
+    """The generator for one member's training data at one step."""
+    if seed < 0 or step < 0:
+        raise ValueError(f"seed and step must be >= 0, got seed={seed}, step={step}")
+    return np.random.default_rng((TRAIN_STREAM, seed, step))
+
+
+def loss_positions(n_ctx: int, last_only: bool) -> Tensor:
+    """[n_ctx] bool mask: every position, or the last one only."""
+    mask = torch.zeros(n_ctx, dtype=torch.bool)
+    mask[-1 if last_only else slice(None)] = True
+    return mask
+
+
+def _per_member(draw: Callable[[int, np.random.Generator], Any], seeds: Sequence[int], step: int) -> list:
+    return [draw(index, member_rng(seed, step)) for index, seed in enumerate(seeds)]
+
+
+@dataclass(frozen=True)
+class HMMSource:
+    """Next-token prediction on sequences of the product of two HMMs, one pair per member.
+
+    Draws n_ctx + 1 tokens, feeds x[:-1] and predicts x[1:], so every attention source is a
+    real token and position t's optimum is H(X_{t+2} | X_1..X_{t+1}).
+    """
+
+    processes: Sequence[tuple[Any, Any]]
+    seeds: Sequence[int]
+    batch_size: int
+    n_ctx: int
+    last_only: bool = False
+
+    def __post_init__(self) -> None:
+        if len(self.processes) != len(self.seeds):
+            raise ValueError(f"need one process pair per seed: {len(self.processes)} pairs, {len(self.seeds)} seeds")
+
+    def __call__(self, step: int) -> Batch:
+        from headshare.data.hmm import sample_product
+
+        def draw(index: int, rng: np.random.Generator) -> np.ndarray:
+            p1, p2 = self.processes[index]
+            return sample_product(p1, p2, self.batch_size, self.n_ctx + 1, rng).tokens
+
+        tokens = torch.from_numpy(np.stack(_per_member(draw, self.seeds, step)))
+        return Batch(
+            inputs=tokens[:, :, :-1].contiguous(),
+            targets=tokens[:, :, 1:].contiguous(),
+            loss_positions=loss_positions(self.n_ctx, self.last_only),
+        )
+
+
+@dataclass(frozen=True)
+class ReadoffSource:
+    """Readoff classification: the pair label is the target at the last (readoff) position."""
+
+    seeds: Sequence[int]
+    batch_size: int
+    n_ctx: int
+
+    def __call__(self, step: int) -> Batch:
+        from headshare.data.readoff import sample_readoff
+
+        samples = _per_member(
+            lambda _, rng: sample_readoff(self.batch_size, self.n_ctx, rng), self.seeds, step
+        )
+        tokens = torch.from_numpy(np.stack([s.tokens for s in samples]))
+        targets = torch.zeros_like(tokens)
+        targets[:, :, -1] = torch.from_numpy(np.stack([s.labels for s in samples]))
+        return Batch(tokens, targets, loss_positions(self.n_ctx, last_only=True))
+
+
+@dataclass(frozen=True)
+class RegressionSource:
+    """In-context linear regression: d+1-dim tokens, the target is y at the final query token."""
+
+    seeds: Sequence[int]
+    batch_size: int
+    d: int
+    n_context: int
+
+    def __call__(self, step: int) -> Batch:
+        from headshare.data.regression import sample_regression
+
+        samples = _per_member(
+            lambda _, rng: sample_regression(self.batch_size, self.d, self.n_context, rng),
+            self.seeds,
+            step,
+        )
+        inputs = torch.from_numpy(np.stack([s.tokens for s in samples]).astype(np.float32))
+        targets = torch.from_numpy(np.stack([s.targets for s in samples]).astype(np.float32))
+        return Batch(inputs, targets, loss_positions(self.n_context + 1, last_only=True))
+
+
+class Prefetcher:
+    """Draws the next ``depth`` steps' batches on a background thread while the current step
+    trains, so sampling does not stall the optimiser. Valid because sources are pure in step."""
+
+    def __init__(self, source: BatchSource, end: int, depth: int = 2) -> None:
+        self.source, self.end, self.depth = source, end, depth
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-prefetch")
+        self._pending: dict[int, Future[Batch]] = {}
+
+    def __call__(self, step: int) -> Batch:
+        for stale in [s for s in self._pending if s < step]:
+            self._pending.pop(stale).cancel()
+        future = self._pending.pop(step, None)
+        for ahead in range(step + 1, min(step + 1 + self.depth, self.end)):
+            if ahead not in self._pending:
+                self._pending[ahead] = self._executor.submit(self.source, ahead)
+        return future.result() if future is not None else self.source(step)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Prefetcher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Training curves: ``losses[e, i]`` is member e's mean training loss over the steps that
+    ended at ``log_steps[i]`` (a step count, so the last entry is ``TrainConfig.steps``)."""
+
+    model_names: list[str]
+    log_steps: np.ndarray  # [n_log] int
+    losses: np.ndarray  # [E, n_log] float
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A member's training loss became NaN or infinite."""
+
+
+def resolve_device(device: str) -> torch.device:
+    """"auto" -> cuda if available, else cpu."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' requested but CUDA is not available")
+    return torch.device(device)
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    """Learning rate at (0-based) ``step``: linear warmup to ``lr`` over ``warmup_steps``,
+    then a cosine from ``lr`` to ``FINAL_LR_FRACTION * lr``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - 1 - cfg.warmup_steps)
+    final = FINAL_LR_FRACTION * cfg.lr
+    return final + (cfg.lr - final) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def per_member_loss(logits: Tensor, batch: Batch, loss: str) -> Tensor:
+    """Mean loss over batch and loss positions, one value per member: [E].
+
+    "xent": cross-entropy of logits [E, B, T, C] against targets [E, B, T].
+    "mse": 0.5 * squared error of the scalar prediction logits[..., 0] at the single loss
+    position against targets [E, B].
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    selected = batch.loss_positions.nonzero().squeeze(1)
+    if len(selected) < logits.shape[2]:
+        logits = logits.index_select(2, selected)
+    if loss == "xent":
+        targets = batch.targets if len(selected) == batch.targets.shape[2] else batch.targets.index_select(2, selected)
+        return F.cross_entropy(logits.permute(0, 3, 1, 2), targets, reduction="none").mean((1, 2))
+    if logits.shape[2] != 1 or logits.shape[3] != 1:
+        raise ValueError(f"mse needs d_out=1 and one loss position, got logits {tuple(logits.shape)}")
+    return 0.5 * (logits[:, :, 0, 0] - batch.targets).square().mean(1)
+
+
+def clip_grad_norm_per_member(params: Sequence[Tensor], max_norm: float) -> Tensor:
+    """Scale each member's gradient (the slices [e] of every parameter) so that its global
+    norm is at most ``max_norm``, as ``torch.nn.utils.clip_grad_norm_`` would on that member
+    alone. Returns the per-member norms before clipping: [E]."""
+    grads = [p.grad for p in params if p.grad is not None]
+    norms = torch.linalg.vector_norm(
+        torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads]), dim=0
+    )
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(scale.view(-1, *[1] * (g.dim() - 1)))
+    return norms
+
+
+def make_optimizer(model: EnsembleTransformer, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on weight matrices and embeddings (stacked: >= 3 dims) only,
+    not on biases or LayerNorm gains."""
+    params = list(model.parameters())
+    groups = [
+        {"params": [p for p in params if p.dim() >= 3], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.dim() < 3], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, foreach=True)
+
+
+def train_ensemble(
+    model: EnsembleTransformer,
+    source: BatchSource,
+    cfg: TrainConfig,
+    loss: Literal["xent", "mse"],
+    *,
+    model_names: Sequence[str],
+    progress: bool = True,
+    checkpoint_path: str | os.PathLike | None = None,
+) -> TrainResult:
+    """Train every member of ``model`` in place for ``cfg.steps`` steps.
+
+    With ``checkpoint_path``, state is saved every ``cfg.checkpoint_every`` steps and at the
+    end, and training resumes from that file if it exists. Raises ``NonFiniteLossError``
+    naming the member(s) and the step as soon as a loss is NaN or infinite.
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    names = list(model_names)
+    if len(names) != model.n_members:
+        raise ValueError(f"need one name per member ({model.n_members}), got {len(names)}")
+    device = resolve_device(cfg.device)
+    model.to(device)
+    optimizer = make_optimizer(model, cfg)
+    params = list(model.parameters())
+    curve = _Curve(model.n_members, device)
+    start = 0
+    if checkpoint_path is not None and Path(checkpoint_path).exists():
+        start = _resume(checkpoint_path, model, optimizer, curve, cfg, names, device)
+
+    bar = tqdm(total=cfg.steps, initial=start, desc=f"{model.n_members} models", unit="step", disable=not progress)
+    with Prefetcher(source, end=cfg.steps) as batches, bar:
+        for step in range(start, cfg.steps):
+            batch = batches(step).to(device)
+            if batch.inputs.shape[1] != cfg.batch_size:
+                raise ValueError(f"source gave batch size {batch.inputs.shape[1]}, config says {cfg.batch_size}")
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, cfg)
+            losses = per_member_loss(model(batch.inputs), batch, loss)
+            _check_finite(losses, names, step)
+            optimizer.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            if cfg.grad_clip is not None:
+                clip_grad_norm_per_member(params, cfg.grad_clip)
+            optimizer.step()
+            curve.add(losses.detach())
+            done = step + 1
+            if done % cfg.log_every == 0 or done == cfg.steps:
+                bar.set_postfix(loss=f"{curve.close_window(done).mean().item():.4f}")
+            if checkpoint_path is not None and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+                _save(checkpoint_path, model, optimizer, curve, cfg, names, done)
+            bar.update(1)
+    return curve.result(names)
+
+
+class _Curve:
+    """Running per-member loss sums, averaged into one log entry every ``log_every`` steps."""
+
+    def __init__(self, n_members: int, device: torch.device) -> None:
+        self.window_sum = torch.zeros(n_members, device=device)
+        self.window_count = 0
+        self.steps: list[int] = []
+        self.means: list[Tensor] = []
+
+    def add(self, losses: Tensor) -> None:
+        self.window_sum += losses
+        self.window_count += 1
+
+    def close_window(self, done: int) -> Tensor:
+        mean = self.window_sum / self.window_count
+        self.steps.append(done)
+        self.means.append(mean)
+        self.window_sum = torch.zeros_like(self.window_sum)
+        self.window_count = 0
+        return mean
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "log_steps": torch.tensor(self.steps, dtype=torch.int64),
+            "log_losses": torch.stack(self.means) if self.means else self.window_sum.new_zeros(0, len(self.window_sum)),
+            "window_sum": self.window_sum,
+            "window_count": self.window_count,
+        }
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.steps = state["log_steps"].tolist()
+        self.means = list(state["log_losses"].to(self.window_sum.device))
+        self.window_sum = state["window_sum"].to(self.window_sum.device)
+        self.window_count = state["window_count"]
+
+    def result(self, names: list[str]) -> TrainResult:
+        losses = torch.stack(self.means, dim=1) if self.means else torch.zeros(len(names), 0)
+        return TrainResult(names, np.asarray(self.steps, dtype=np.int64), losses.cpu().numpy())
+
+
+def _check_finite(losses: Tensor, names: list[str], step: int) -> None:
+    bad = (~torch.isfinite(losses)).nonzero().squeeze(1).tolist()
+    if bad:
+        listed = ", ".join(f"{names[i]!r} (loss {losses[i].item()})" for i in bad)
+        raise NonFiniteLossError(f"non-finite training loss at step {step} for model(s) {listed}")
+
+
+def _comparable(cfg: TrainConfig) -> dict[str, Any]:
+    """The settings a resumed run must share with the saved one (the device may change)."""
+    settings = asdict(cfg)
+    settings.pop("device")
+    settings["betas"] = tuple(settings["betas"])
+    return settings
+
+
+def _save(
+    path: str | os.PathLike,
+    model: EnsembleTransformer,
+    optimizer: torch.optim.Optimizer,
+    curve: _Curve,
+    cfg: TrainConfig,
+    names: list[str],
+    done: int,
+) -> None:
+    save_atomic(
+        {
+            "format": TRAIN_CHECKPOINT_FORMAT,
+            "model_config": asdict(model.cfg),
+            "train_config": _comparable(cfg),
+            "model_names": names,
+            "step": done,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            **curve.state(),
+        },
+        path,
+    )
+
+
+def _resume(
+    path: str | os.PathLike,
+    model: EnsembleTransformer,
+    optimizer: torch.optim.Optimizer,
+    curve: _Curve,
+    cfg: TrainConfig,
+    names: list[str],
+    device: torch.device,
+) -> int:
+    """Load a training checkpoint into model, optimizer and curve; returns the steps done."""
+    payload = load_payload(path, map_location=device)
+    if payload.get("format") != TRAIN_CHECKPOINT_FORMAT:
+        raise CheckpointMismatchError(
+            f"checkpoint {path} has format {payload.get('format')!r}, expected {TRAIN_CHECKPOINT_FORMAT!r}"
+        )
+    check_model_state(path, model.cfg, payload["model_config"], payload["model"], model.n_members)
+    if payload["model_names"] != names:
+        raise CheckpointMismatchError(
+            f"checkpoint {path} was trained for models {payload['model_names']}, not {names}"
+        )
+    saved = {k: tuple(v) if isinstance(v, list) else v for k, v in payload["train_config"].items()}
+    if saved != _comparable(cfg):
+        raise CheckpointMismatchError(
+            f"checkpoint {path} was written with training settings {saved}, not {_comparable(cfg)}"
+        )
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    curve.load(payload)
+    return payload["step"]

@@ -1,0 +1,255 @@
+"""EnsembleTransformer against a per-head, per-position reference written from the equations."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from headshare.model import EnsembleTransformer, ModelConfig
+
+TOKEN_CFG = dict(vocab_size=5, n_ctx=6, d_model=12, n_heads=3, d_head=2, d_out=5)
+CONTINUOUS_CFG = dict(input_dim=4, n_ctx=6, d_model=12, n_heads=2, d_head=3, d_out=1)
+VARIANTS = [
+    dict(TOKEN_CFG, attention="softmax"),
+    dict(TOKEN_CFG, attention="linear"),
+    dict(TOKEN_CFG, attention="softmax", mlp=True, d_mlp=7, layernorm=True, n_layers=2),
+    dict(CONTINUOUS_CFG, attention="linear"),
+    dict(CONTINUOUS_CFG, attention="softmax", positional=False, mlp=True, layernorm=True),
+]
+
+
+def make_inputs(cfg: ModelConfig, n_members: int, batch: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    if cfg.vocab_size is not None:
+        return torch.randint(0, cfg.vocab_size, (n_members, batch, cfg.n_ctx), generator=g)
+    return torch.randn(n_members, batch, cfg.n_ctx, cfg.input_dim, generator=g, dtype=torch.float64)
+
+
+def reference_forward(cfg: ModelConfig, s: dict, inputs: torch.Tensor) -> torch.Tensor:
+    """One model, written head by head and query position by query position, no mask tensors."""
+    H, dh, d = cfg.n_heads, cfg.d_head, cfg.d_model
+
+    def ln(x, prefix):
+        if not cfg.layernorm:
+            return x
+        mu = x.mean(-1, keepdim=True)
+        var = ((x - mu) ** 2).mean(-1, keepdim=True)
+        return (x - mu) / torch.sqrt(var + 1e-5) * s[prefix + ".w"] + s[prefix + ".b"]
+
+    if cfg.vocab_size is not None:
+        x = s["W_E"][inputs]
+    else:
+        x = inputs @ s["W_E"] + s["b_E"]
+    B, T = x.shape[:2]
+    if cfg.positional:
+        x = x + s["W_pos"][:T]
+    for layer in range(cfg.n_layers):
+        p = f"blocks.{layer}."
+        h_in = ln(x, p + "ln1")
+        W = s[p + "attn.W_QKV"].view(d, 3, H, dh)
+        b = s[p + "attn.b_QKV"].view(3, H, dh)
+        out = s[p + "attn.b_O"].expand(B, T, d).clone()
+        for h in range(H):
+            q, k, v = (h_in @ W[:, i, h] + b[i, h] for i in range(3))
+            for t in range(T):
+                scores = (k[:, : t + 1] * q[:, t : t + 1]).sum(-1) / math.sqrt(dh)  # [B, t+1]
+                weights = scores.softmax(-1) if cfg.attention == "softmax" else scores / (t + 1)
+                z = (weights[..., None] * v[:, : t + 1]).sum(1)
+                out[:, t] += z @ s[p + "attn.W_O"][h]
+        x = x + out
+        if cfg.mlp:
+            hidden = F.gelu(ln(x, p + "ln2") @ s[p + "mlp.W_in"] + s[p + "mlp.b_in"])
+            x = x + hidden @ s[p + "mlp.W_out"] + s[p + "mlp.b_out"]
+    return ln(x, "ln_final") @ s["W_U"] + s["b_U"]
+
+
+def randomised(cfg: ModelConfig, seeds) -> EnsembleTransformer:
+    """Ensemble in float64 with every parameter (biases and gains too) made non-trivial."""
+    model = EnsembleTransformer.from_seeds(cfg, seeds).double()
+    g = torch.Generator().manual_seed(123)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    return model
+
+
+@pytest.mark.parametrize("kwargs", VARIANTS)
+def test_forward_matches_reference(kwargs):
+    cfg = ModelConfig(**kwargs)
+    model = randomised(cfg, [3, 4])
+    inputs = make_inputs(cfg, 2, 5)
+    logits = model(inputs)
+    hooked_logits, _ = model.run_with_cache(inputs)
+    for e in range(2):
+        expected = reference_forward(cfg, model.member_state_dict(e), inputs[e])
+        torch.testing.assert_close(logits[e], expected, rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(hooked_logits[e], expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("kwargs", VARIANTS)
+def test_causal(kwargs):
+    cfg = ModelConfig(**kwargs)
+    model = randomised(cfg, [0, 1])
+    inputs = make_inputs(cfg, 2, 4)
+    changed = inputs.clone()
+    t = cfg.n_ctx - 2
+    if cfg.vocab_size is not None:
+        changed[:, :, t] = (changed[:, :, t] + 1) % cfg.vocab_size
+    else:
+        changed[:, :, t] += 1.0
+    before, after = model(inputs), model(changed)
+    torch.testing.assert_close(before[:, :, :t], after[:, :, :t], rtol=0, atol=1e-12)
+    assert (before[:, :, t:] - after[:, :, t:]).abs().amin(dim=(0, 1, 3)).gt(1e-6).all()
+
+
+@pytest.mark.parametrize("kwargs", [VARIANTS[0], VARIANTS[3]])
+def test_ensemble_losses_and_gradients_equal_separate_models(kwargs):
+    cfg = ModelConfig(**kwargs)
+    seeds = [5, 6, 7]
+    ensemble = randomised(cfg, seeds)
+    separate = [EnsembleTransformer.from_members(cfg, [ensemble.member_state_dict(e)]) for e in range(3)]
+    inputs = make_inputs(cfg, 3, 8)
+    g = torch.Generator().manual_seed(1)
+    if cfg.vocab_size is not None:
+        targets = torch.randint(0, cfg.d_out, (3, 8, cfg.n_ctx), generator=g)
+
+        def loss_fn(logits, y):
+            return F.cross_entropy(logits.reshape(-1, cfg.d_out), y.reshape(-1))
+    else:
+        targets = torch.randn(3, 8, generator=g, dtype=torch.float64)
+
+        def loss_fn(logits, y):
+            return 0.5 * ((logits[:, -1, 0] - y) ** 2).mean()
+
+    logits = ensemble(inputs)
+    losses = torch.stack([loss_fn(logits[e], targets[e]) for e in range(3)])
+    losses.sum().backward()
+    for e, model in enumerate(separate):
+        loss = loss_fn(model(inputs[e : e + 1])[0], targets[e])
+        loss.backward()
+        torch.testing.assert_close(losses[e], loss, rtol=1e-12, atol=1e-12)
+        for (name, p_ens), (_, p_one) in zip(ensemble.named_parameters(), model.named_parameters()):
+            torch.testing.assert_close(p_ens.grad[e], p_one.grad[0], rtol=1e-10, atol=1e-12, msg=name)
+
+
+def test_initial_weights_depend_only_on_own_seed():
+    cfg = ModelConfig(**VARIANTS[2])
+    cohort = EnsembleTransformer.from_seeds(cfg, [11, 42, 7])
+    alone = EnsembleTransformer.from_seeds(cfg, [42])
+    for name, value in alone.member_state_dict(0).items():
+        assert torch.equal(cohort.member_state_dict(1)[name], value), name
+    different = EnsembleTransformer.from_seeds(cfg, [43]).member_state_dict(0)
+    assert not torch.equal(different["W_E"], alone.member_state_dict(0)["W_E"])
+
+
+def test_initial_weights_follow_the_stated_distribution():
+    cfg = ModelConfig(vocab_size=50, n_ctx=10, d_model=64, n_heads=4, d_head=16, d_out=50, layernorm=True)
+    state = EnsembleTransformer.from_seeds(cfg, [0]).member_state_dict(0)
+    assert state["W_E"].std().item() == pytest.approx(0.8 / 8, rel=0.05)
+    assert torch.all(state["blocks.0.attn.b_QKV"] == 0) and torch.all(state["blocks.0.ln1.w"] == 1)
+
+
+def test_member_state_round_trip():
+    cfg = ModelConfig(**VARIANTS[2])
+    model = randomised(cfg, [1, 2])
+    rebuilt = EnsembleTransformer.from_members(cfg, [model.member_state_dict(1), model.member_state_dict(0)])
+    for name, p in model.state_dict().items():
+        assert torch.equal(rebuilt.state_dict()[name], p.flip(0)), name
+    assert "mask" not in "".join(model.state_dict())
+
+
+@pytest.mark.parametrize("kwargs", [VARIANTS[0], VARIANTS[2], VARIANTS[3]])
+def test_hook_shapes_and_meaning(kwargs):
+    cfg = ModelConfig(**kwargs)
+    E, B, T, H, dh, d = 2, 3, cfg.n_ctx, cfg.n_heads, cfg.d_head, cfg.d_model
+    model = randomised(cfg, [0, 1])
+    _, cache = model.run_with_cache(make_inputs(cfg, E, B))
+    expected = {"hook_embed": (E, B, T, d)}
+    if cfg.positional:
+        expected["hook_pos_embed"] = (E, B, T, d)
+    for layer in range(cfg.n_layers):
+        p = f"blocks.{layer}."
+        for name in ("hook_resid_pre", "hook_attn_out", "hook_resid_post"):
+            expected[p + name] = (E, B, T, d)
+        for name in ("hook_q", "hook_k", "hook_v", "hook_z"):
+            expected[p + "attn." + name] = (E, B, T, H, dh)
+        expected[p + "attn.hook_attn_scores"] = expected[p + "attn.hook_pattern"] = (E, B, H, T, T)
+        expected[p + "attn.hook_result"] = (E, B, T, H, d)
+        if cfg.mlp:
+            expected[p + "hook_resid_mid"] = expected[p + "hook_mlp_out"] = (E, B, T, d)
+    assert {k: tuple(v.shape) for k, v in cache.items()} == expected
+
+    attn = model.blocks[0].attn
+    pattern, scores = cache["blocks.0.attn.hook_pattern"], cache["blocks.0.attn.hook_attn_scores"]
+    future = torch.ones(T, T, dtype=torch.bool).triu(1)
+    assert torch.all(pattern[..., future] == 0)
+    if cfg.attention == "softmax":
+        torch.testing.assert_close(pattern.sum(-1), torch.ones(E, B, H, T, dtype=pattern.dtype))
+    else:
+        counts = torch.arange(1, T + 1, dtype=scores.dtype).view(T, 1)
+        torch.testing.assert_close(pattern, scores.masked_fill(future, 0) / counts)
+    q, k = cache["blocks.0.attn.hook_q"], cache["blocks.0.attn.hook_k"]
+    torch.testing.assert_close(scores, torch.einsum("ebqhd,ebkhd->ebhqk", q, k) / math.sqrt(dh))
+    result = cache["blocks.0.attn.hook_result"]
+    torch.testing.assert_close(
+        result.sum(3) + attn.b_O.detach().view(E, 1, 1, d), cache["blocks.0.hook_attn_out"]
+    )
+
+
+def test_head_mask_zero_removes_exactly_that_head():
+    cfg = ModelConfig(**VARIANTS[0])
+    model = randomised(cfg, [0, 1])
+    inputs = make_inputs(cfg, 2, 4)
+    names = ["blocks.0.attn.hook_result", "blocks.0.hook_attn_out"]
+    full_logits, full = model.run_with_cache(inputs, names)
+    mask = torch.ones(2, 1, cfg.n_heads, dtype=torch.float64)
+    mask[0, 0, 1] = 0.0  # member 0 loses head 1; member 1 keeps every head
+    masked_logits, masked = model.run_with_cache(inputs, names, head_mask=mask)
+    out, result = full["blocks.0.hook_attn_out"], full["blocks.0.attn.hook_result"]
+    torch.testing.assert_close(masked["blocks.0.hook_attn_out"][0], out[0] - result[0, :, :, 1])
+    assert torch.equal(masked["blocks.0.hook_attn_out"][1], out[1])
+    assert torch.equal(masked_logits[1], full_logits[1])
+    assert not torch.allclose(masked_logits[0], full_logits[0])
+
+
+def test_mean_ablation_writes_the_fill_value():
+    cfg = ModelConfig(**VARIANTS[2])
+    model = randomised(cfg, [0, 1])
+    inputs = make_inputs(cfg, 2, 4)
+    _, cache = model.run_with_cache(inputs)
+    z_mean = torch.stack([cache[f"blocks.{l}.attn.hook_z"].mean(1) for l in range(cfg.n_layers)], 1)
+    mask = torch.ones(2, cfg.n_layers, cfg.n_heads, dtype=torch.float64)
+    mask[:, 0, 2] = 0.0
+    _, ablated = model.run_with_cache(inputs, ["blocks.0.hook_attn_out"], head_mask=mask, z_fill=z_mean)
+    W_O = model.blocks[0].attn.W_O.detach()  # [E, H, dh, d]
+    fill_out = torch.einsum("etd,edm->etm", z_mean[:, 0, :, 2], W_O[:, 2])
+    expected = cache["blocks.0.hook_attn_out"] - cache["blocks.0.attn.hook_result"][:, :, :, 2] + fill_out[:, None]
+    torch.testing.assert_close(ablated["blocks.0.hook_attn_out"], expected)
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        (dict(TOKEN_CFG, input_dim=3), "exactly one of vocab_size"),
+        (dict(TOKEN_CFG, n_heads=0), "n_heads"),
+        (dict(TOKEN_CFG, d_head=2.5), "d_head"),
+        (dict(TOKEN_CFG, attention="relu"), "attention"),
+        (dict(TOKEN_CFG, d_mlp=8), "mlp=False"),
+    ],
+)
+def test_config_validation(kwargs, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        ModelConfig(**kwargs)
+
+
+def test_bad_inputs_are_rejected():
+    model = EnsembleTransformer.from_seeds(ModelConfig(**TOKEN_CFG), [0, 1])
+    with pytest.raises(ValueError, match="E=2"):
+        model(torch.zeros(3, 1, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="sequence length"):
+        model(torch.zeros(2, 1, 7, dtype=torch.long))
+    with pytest.raises(ValueError, match="head_mask"):
+        model(torch.zeros(2, 1, 4, dtype=torch.long), head_mask=torch.ones(2, 3))
+    with pytest.raises(ValueError, match="unknown hook"):
+        model.run_with_cache(torch.zeros(2, 1, 4, dtype=torch.long), ["blocks.0.hook_nope"])

@@ -1,0 +1,523 @@
+"""The scorer on hand-built stores whose verdicts are known by construction: every verdict branch is reached."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+import yaml
+
+from headshare.predictions import QUANTITIES, Rule, load_predictions, validate_predictions
+from headshare.scoring import COLUMNS, MEASURES, VERDICTS, parity_contrast, score, write_scores
+from headshare.store import ArtifactError
+
+from conftest import PROJECT_ROOT
+
+CONTEXT = 10
+DISTANCES = np.arange(CONTEXT)
+GRID = ("condition", "a", "loss", "n_heads", "d_head", "seed")
+
+
+def geometric(rate: float) -> np.ndarray:
+    return rate**DISTANCES / np.sum(rate**DISTANCES)
+
+
+def hmm_store(conditions=("c",), a=(0.85,), n_heads=(1, 2, 3), seeds=(0, 1, 2), lambdas=(0.7, 0.7)) -> xr.Dataset:
+    """A store after the contract in which every model learned, and every head decays at 0.7 with a tight CI."""
+    heads = max(n_heads)
+    coords = {
+        "condition": np.array(conditions, dtype=object),
+        "a": np.array(a, dtype=float),
+        "loss": np.array(["all"], dtype=object),
+        "n_heads": np.array(n_heads),
+        "d_head": np.array([8]),
+        "seed": np.array(seeds),
+        "head": np.arange(heads),
+        "distance": DISTANCES,
+        "step": np.arange(1, CONTEXT),
+        "factor": np.array([1, 2]),
+        "parity": np.array(["even", "odd"], dtype=object),
+    }
+    shape = {dim: len(values) for dim, values in coords.items()}
+
+    def full(dims, value):
+        return (dims, np.full([shape[d] for d in dims], value, dtype=float))
+
+    store = xr.Dataset(
+        {
+            "context_gain": full(("condition", "a"), 0.3),
+            "factor_older_info": full(("condition", "a", "factor"), 0.02),
+            "factor_filter_decay": full(("condition", "a", "factor", "step"), 0.5),
+            "normalised_excess": full(GRID, 0.01),
+            "excess_loss": full(GRID, 0.003),
+            "excess_loss_se": full(GRID, 1e-4),
+            "attention_distance": full((*GRID, "head", "distance"), 0.0),
+            "decay_rate": full((*GRID, "head"), 0.7),
+            "decay_ci_low": full((*GRID, "head"), 0.69),
+            "decay_ci_high": full((*GRID, "head"), 0.71),
+            "decay_rate_parity": full((*GRID, "head", "parity"), 0.7),
+            "decay_parity_ci_low": full((*GRID, "head", "parity"), 0.69),
+            "decay_parity_ci_high": full((*GRID, "head", "parity"), 0.71),
+            "ablation_factor_excess": full((*GRID, "head", "factor"), 0.0),
+        },
+        coords=coords,
+    )
+    store = store.assign_coords(
+        lambda1=("condition", np.full(len(conditions), lambdas[0])),
+        lambda2=("condition", np.full(len(conditions), lambdas[1])),
+    )
+    store["attention_distance"][:] = geometric(0.7)
+    for count in n_heads:  # heads beyond a model's n_heads are NaN, as in the contract
+        for name in ("attention_distance", "decay_rate", "decay_ci_low", "decay_ci_high", "ablation_factor_excess"):
+            store[name].loc[{"n_heads": count, "head": list(range(count, heads))}] = np.nan
+    for count in n_heads:  # head h carries factor h+1 alone (when it exists)
+        for head in range(min(count, 2)):
+            store["ablation_factor_excess"].loc[{"n_heads": count, "head": head, "factor": head + 1}] = 0.01
+    return store
+
+
+def readoff_store(accuracy=1.0, tau=-1.0) -> xr.Dataset:
+    coords = {"n_heads": [1, 2], "d_head": [1, 4, 8], "seed": [0, 1, 2]}
+    shape = (2, 3, 3)
+    return xr.Dataset(
+        {
+            "accuracy": (("n_heads", "d_head", "seed"), np.full(shape, accuracy)),
+            "preference_tau": (("n_heads", "d_head", "seed"), np.full(shape, tau)),
+        },
+        coords=coords,
+        attrs={"family": "readoff"},
+    )
+
+
+def regression_store(linear=1.02, softmax=1.3) -> xr.Dataset:
+    gd_loss, zero_loss = 0.2061, 10 / 24
+    ratio = np.array([linear, softmax], dtype=float)[:, None, None, None] * np.ones((2, 1, 1, 3))
+    dims = ("attention", "n_heads", "d_head", "seed")
+    return xr.Dataset(
+        {
+            "gd_loss_ratio": (dims, ratio),
+            "loss": (dims, ratio * gd_loss),
+            "gradient_cosine": (dims, np.full((2, 1, 1, 3), 0.995)),
+        },
+        coords={
+            "attention": np.array(["linear", "softmax"], dtype=object),
+            "n_heads": [1],
+            "d_head": [11],
+            "seed": [0, 1, 2],
+        },
+        attrs={"family": "regression", "gd_loss": gd_loss, "zero_loss": zero_loss},
+    )
+
+
+def document(*entries: dict, **defaults) -> dict:
+    return validate_predictions(
+        {"version": 1, "written": "2026-01-01", "defaults": defaults, "predictions": list(entries)}
+    )
+
+
+def entry(quantity: str, condition: dict, op: str, value, tolerance: float = 0.0, **extra) -> dict:
+    return {
+        "id": extra.pop("id", f"{quantity}-test"),
+        "claim": "test claim",
+        "source": {"section": "test"},
+        "condition": condition,
+        "quantity": quantity,
+        "rule": {"op": op, "value": value, "tolerance": tolerance},
+        "figure": "excess_heatmap",
+        **extra,
+    }
+
+
+def scored(store: xr.Dataset | None, *entries: dict, readoff=None, regression=None, **defaults) -> pd.DataFrame:
+    return score(document(*entries, **defaults), store, readoff, regression)
+
+
+def only_row(table: pd.DataFrame) -> pd.Series:
+    assert len(table) == 1, table
+    return table.iloc[0]
+
+
+def set_excess(store: xr.Dataset, by_heads, seed=None) -> xr.Dataset:
+    """Normalised excess per n_heads (and the matching nats at context gain 0.3) for one or all seeds."""
+    where = {"n_heads": store["n_heads"].values} | ({} if seed is None else {"seed": seed})
+    values = xr.DataArray(
+        np.asarray(by_heads, dtype=float), dims=["n_heads"], coords={"n_heads": store["n_heads"].values}
+    )
+    store["normalised_excess"].loc[where] = values
+    store["excess_loss"].loc[where] = values * 0.3
+    return store
+
+
+MINIMAL_ONE = entry("minimal_heads", {"condition": "c"}, "==", 1)
+MINIMAL_TWO = entry("minimal_heads", {"condition": "c"}, "==", 2)
+
+
+# ------------------------------------------------------------------------ the rule's comparisons
+
+
+@pytest.mark.parametrize(
+    ("op", "value", "tolerance", "observed", "expected"),
+    [
+        ("==", 1.0, 0.05, 1.04, True),
+        ("==", 1.0, 0.05, 1.06, False),
+        ("!=", 1.0, 0.05, 1.04, False),
+        ("!=", 1.0, 0.05, 1.06, True),
+        ("<=", 0.5, 0.1, 0.59, True),
+        ("<=", 0.5, 0.1, 0.61, False),
+        ("<", 0.5, 0.1, 0.41, False),
+        ("<", 0.5, 0.1, 0.39, True),
+        (">=", 0.99, 0.0, 0.99, True),
+        (">=", 1.0, 0.001, 0.9985, False),
+        (">", 1.0, 0.05, 1.04, False),
+        (">", 1.0, 0.05, 1.06, True),
+    ],
+)
+def test_rule_comparison_sides_with_the_tolerance(op, value, tolerance, observed, expected):
+    rule = Rule(op, value, tolerance, 0.01, 2.0, 0.5, 0.2, 3.0, 0.9)
+    assert rule.holds(observed) is expected
+
+
+def test_every_quantity_has_a_measurement():
+    assert set(MEASURES) == set(QUANTITIES)
+
+
+# ------------------------------------------------------------------------------- minimal_heads
+
+
+def test_minimal_heads_one_head_within_margin_of_the_best_is_confirmed():
+    store = set_excess(hmm_store(), [0.015, 0.010, 0.012])  # 1 head is 0.005 from the best: within 0.01
+    table = scored(store, MINIMAL_ONE, MINIMAL_TWO | {"id": "two"})
+    assert list(table["verdict"]) == ["confirmed", "refuted"]
+    assert table["observed"].iloc[0].startswith("1 (per seed 1, 1, 1)")
+    assert table["condition"].iloc[0] == "c (a=0.85, loss=all, d_head=8, n_heads=1,2,3)"
+
+
+def test_minimal_heads_refuted_when_one_head_falls_short():
+    store = set_excess(hmm_store(), [0.10, 0.010, 0.011])
+    row = only_row(scored(store, MINIMAL_ONE))
+    assert row["verdict"] == "refuted" and row["observed"].startswith("2 (per seed 2, 2, 2)")
+
+
+def test_minimal_heads_majority_of_seeds_decides():
+    store = set_excess(hmm_store(), [0.10, 0.010, 0.011])
+    set_excess(store, [0.012, 0.010, 0.011], seed=2)  # seeds 0, 1 need 2 heads, seed 2 one
+    row = only_row(scored(store, MINIMAL_TWO))
+    assert row["verdict"] == "confirmed" and "2/3 seeds" in row["reason"]
+
+
+def test_minimal_heads_seeds_disagree_is_inconclusive():
+    store = set_excess(hmm_store(), [0.012, 0.010, 0.011], seed=0)  # minimal 1: refutes 2
+    set_excess(store, [0.10, 0.010, 0.011], seed=1)  # minimal 2: confirms
+    set_excess(store, [0.9, 0.8, 0.7], seed=2)  # never learned
+    row = only_row(scored(store, MINIMAL_TWO))
+    assert row["verdict"] == "inconclusive"
+    assert "seeds disagree (1 refuted, 1 confirmed, 1 unlearned of 3 seeds)" == row["reason"]
+
+
+def test_seeds_agree_on_the_verdict_not_on_the_value():
+    store = set_excess(hmm_store(), [0.012, 0.010, 0.011], seed=0)  # minimal 1
+    set_excess(store, [0.10, 0.010, 0.011], seed=1)  # minimal 2
+    set_excess(store, [0.10, 0.10, 0.010], seed=2)  # minimal 3
+    row = only_row(scored(store, MINIMAL_TWO))
+    assert row["verdict"] == "refuted" and row["reason"].startswith("2/3 seeds")
+
+
+def test_minimal_heads_never_learned_is_inconclusive():
+    store = set_excess(hmm_store(), [0.6, 0.5, 0.45])
+    row = only_row(scored(store, MINIMAL_ONE))
+    assert row["verdict"] == "inconclusive" and "never learned" in row["reason"]
+
+
+def test_minimal_heads_below_the_margin_in_nats_is_inconclusive():
+    # A second head could gain at most 0.0005 nats (factor 2's older-token information), while the margin is
+    # 0.01 x 0.3 = 0.003 nats: the loss cannot tell one head from two.
+    store = set_excess(hmm_store(), [0.011, 0.010, 0.010])
+    store["factor_older_info"].loc[{"factor": 2}] = 0.0005
+    row = only_row(scored(store, MINIMAL_TWO))
+    assert row["verdict"] == "inconclusive" and "below what the measurement resolves" in row["reason"]
+
+
+def test_minimal_heads_below_the_paired_standard_error_is_inconclusive():
+    store = set_excess(hmm_store(), [0.011, 0.010, 0.010])
+    store["excess_loss_se"][:] = 0.01  # 3 SE = 0.03 nats > 0.02 nats of older-token information
+    row = only_row(scored(store, MINIMAL_ONE, margin=0.0))
+    assert row["verdict"] == "inconclusive" and "paired SE" in row["reason"]
+
+
+def test_minimal_heads_a_measured_gain_above_the_resolution_is_resolved():
+    store = set_excess(hmm_store(), [0.10, 0.010, 0.011])  # gain 0.09 x 0.3 = 0.027 nats, measured
+    store["factor_older_info"][:] = 1e-5
+    assert only_row(scored(store, MINIMAL_TWO))["verdict"] == "confirmed"
+
+
+def test_minimal_heads_nan_measurement_is_inconclusive():
+    store = hmm_store()
+    store["normalised_excess"][:] = np.nan
+    row = only_row(scored(store, MINIMAL_ONE))
+    assert row["verdict"] == "inconclusive" and "missing" in row["reason"]
+
+
+def test_not_run_when_the_condition_or_grid_value_is_absent():
+    absent = entry("minimal_heads", {"condition": "elsewhere"}, "==", 1)
+    three = entry("minimal_heads", {"condition": "c"}, "==", 3, id="three")
+    table = scored(hmm_store(n_heads=(1, 2)), absent, three)
+    assert list(table["verdict"]) == ["not run", "not run"]
+    assert "not in this run's config: condition elsewhere" in table["reason"].iloc[0]
+    assert "predicted 3 heads" in table["reason"].iloc[1]
+    single = only_row(scored(hmm_store(n_heads=(2,)), MINIMAL_TWO))
+    assert single["verdict"] == "not run" and "only 2" in single["reason"]
+    missing = only_row(scored(None, MINIMAL_ONE))
+    assert missing["verdict"] == "not run" and "no hmm store" in missing["reason"]
+
+
+def test_infeasible_entry_is_scored_infeasible_without_a_store():
+    infeasible = entry(
+        "minimal_heads",
+        {"condition": "impossible"},
+        "==",
+        2,
+        id="impossible",
+        infeasible="cannot be built",
+        substitutes=["c"],
+    )
+    row = scored(hmm_store(), infeasible, MINIMAL_ONE).iloc[0]
+    assert row["verdict"] == "infeasible" and row["reason"] == "cannot be built; tested instead on c"
+
+
+def test_missing_store_variable_is_an_artifact_error():
+    with pytest.raises(ArtifactError, match="lacks excess_loss_se"):
+        scored(hmm_store().drop_vars("excess_loss_se"), MINIMAL_ONE)
+
+
+# ------------------------------------------------------------------------------------- decay
+
+
+DECAY_TWO = entry("decay_rate", {"condition": "c", "n_heads": 2}, "==", [0.7, 0.3], 0.05, figure="attention_decay")
+
+
+def set_rates(store: xr.Dataset, rates, half_width=0.02, n_heads=2, **where) -> xr.Dataset:
+    location = {"n_heads": n_heads, "head": list(range(len(rates)))} | where
+    rates = xr.DataArray(np.asarray(rates, dtype=float), dims=["head"], coords={"head": location["head"]})
+    store["decay_rate"].loc[location] = rates
+    store["decay_ci_low"].loc[location] = rates - half_width
+    store["decay_ci_high"].loc[location] = rates + half_width
+    return store
+
+
+def test_decay_heads_are_matched_to_rates_by_best_assignment():
+    store = set_rates(hmm_store(lambdas=(0.7, 0.3)), [0.31, 0.68])  # heads in the opposite order
+    row = only_row(scored(store, DECAY_TWO))
+    assert row["verdict"] == "confirmed"
+    assert row["observed"].startswith("0.68 ± 0 (3 seeds); 0.31 ± 0 (3 seeds)")
+    assert "filter r_eff: 0.7 -> 0.50, 0.3 -> 0.50" in row["predicted"]
+
+
+def test_decay_refuted_when_a_ci_lies_outside_the_band_and_filter_match_is_named():
+    store = set_rates(hmm_store(lambdas=(0.7, 0.3)), [0.30, 0.40])
+    store["factor_filter_decay"].loc[{"factor": 1}] = 0.40  # the filter itself decays at 0.40, not 0.7
+    store["factor_filter_decay"].loc[{"factor": 2}] = 0.30
+    row = only_row(scored(store, DECAY_TWO))
+    assert row["verdict"] == "refuted" and "match the exact filter's r_eff" in row["reason"]
+
+
+def test_decay_ci_straddling_the_band_is_inconclusive():
+    store = set_rates(hmm_store(), [0.7, 0.3], half_width=0.1)
+    row = only_row(scored(store, DECAY_TWO))
+    assert row["verdict"] == "inconclusive" and "straddles" in row["reason"]
+
+
+def test_decay_is_scored_at_every_emission_fidelity_separately():
+    store = set_rates(hmm_store(a=(0.85, 0.6)), [0.7, 0.3], a=0.6)
+    store = set_rates(store, [0.35, 0.2], a=0.85)
+    table = scored(store, DECAY_TWO)
+    assert list(table["condition"]) == [
+        "c (a=0.85, loss=all, n_heads=2, d_head=8)",
+        "c (a=0.6, loss=all, n_heads=2, d_head=8)",
+    ]
+    assert list(table["verdict"]) == ["refuted", "confirmed"]
+
+
+def test_decay_on_an_unlearned_model_is_inconclusive():
+    store = set_rates(hmm_store(), [0.7, 0.3])
+    store["normalised_excess"][:] = 0.5
+    assert "never learned" in only_row(scored(store, DECAY_TWO))["reason"]
+
+
+def parity_head(store: xr.Dataset, rate: float, favoured: int, n_heads: int = 2, head: int = 1) -> xr.Dataset:
+    """Make ``head`` attend only to distances of one parity, decaying at ``rate`` along them."""
+    curve = np.where(DISTANCES % 2 == favoured, rate**DISTANCES, 0.0)
+    location = {"n_heads": n_heads, "head": head}
+    store["attention_distance"].loc[location] = curve / curve.sum()
+    store["decay_rate"].loc[location] = np.nan  # no fit over all distances: every other point is zero
+    parity = _PARITY_NAMES[favoured]
+    store["decay_rate_parity"].loc[location | {"parity": parity}] = rate
+    store["decay_parity_ci_low"].loc[location | {"parity": parity}] = rate - 0.01
+    store["decay_parity_ci_high"].loc[location | {"parity": parity}] = rate + 0.01
+    for name in ("decay_rate_parity", "decay_parity_ci_low", "decay_parity_ci_high"):
+        store[name].loc[location | {"parity": _PARITY_NAMES[1 - favoured]}] = np.nan
+    return store
+
+
+_PARITY_NAMES = ["even", "odd"]
+
+
+def test_parity_split_head_is_fitted_on_its_favoured_parity():
+    store = parity_head(hmm_store(lambdas=(0.7, -0.7)), rate=0.7, favoured=1)
+    decay = entry("decay_rate", {"condition": "c", "n_heads": 2}, "==", [0.7, 0.7], 0.05, id="decay")
+    split = entry("parity_split", {"condition": "c", "n_heads": 2}, ">=", 1, id="split")
+    table = scored(store, decay, split)
+    assert list(table["verdict"]) == ["confirmed", "confirmed"]
+    assert "[parity fit]" in table["observed"].iloc[0]
+    assert table["observed"].iloc[1].startswith("1 (per seed 1, 1, 1)")
+
+
+def test_parity_split_refuted_for_geometric_heads():
+    split = entry("parity_split", {"condition": "c", "n_heads": 2}, ">=", 1)
+    row = only_row(scored(hmm_store(), split))
+    assert row["verdict"] == "refuted" and row["observed"].startswith("0 (per seed 0, 0, 0)")
+
+
+@pytest.mark.parametrize("rho", [1.5, 3.0, 10.0])
+@pytest.mark.parametrize("rate", [0.3, 0.7, 0.95])
+def test_parity_contrast_is_log_rho_for_a_parity_weighted_geometric_curve(rate, rho):
+    even = rate**DISTANCES * np.where(DISTANCES % 2 == 0, rho, 1.0)
+    odd = rate**DISTANCES * np.where(DISTANCES % 2 == 1, rho, 1.0)
+    curves = np.stack([even, odd, rate**DISTANCES])
+    np.testing.assert_allclose(parity_contrast(curves, floor=1e-300), [np.log(rho), -np.log(rho), 0.0], atol=1e-12)
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.3, 0.5, 0.9])
+def test_parity_contrast_floor_neither_fakes_nor_hides_a_split(rate):
+    geometric_curve = geometric(rate)  # falls below the floor within the context for fast rates
+    odd_only = np.where(DISTANCES % 2 == 1, geometric_curve, 0.0)
+    contrast = parity_contrast(np.stack([geometric_curve, odd_only]))
+    assert abs(contrast[0]) < 0.1 * np.log(2) and contrast[1] < -np.log(2)
+
+
+def test_parity_contrast_is_nan_without_a_usable_triple():
+    assert np.isnan(parity_contrast(np.array([0.5, 0.3, 0.2]))).all()
+    assert np.isnan(parity_contrast(np.full(6, np.nan))).all()
+
+
+# -------------------------------------------------------------------------- factor separation
+
+
+SEPARATION = entry("factor_separation", {"condition": "c", "n_heads": 2}, ">=", 0.75, figure="ablation_matrix")
+
+
+def set_damage(store: xr.Dataset, matrix) -> xr.Dataset:
+    store["ablation_factor_excess"].loc[{"n_heads": 2, "head": [0, 1]}] = xr.DataArray(
+        np.asarray(matrix, dtype=float), dims=["head", "factor"], coords={"head": [0, 1], "factor": [1, 2]}
+    )
+    return store
+
+
+@pytest.mark.parametrize(
+    ("matrix", "verdict", "observed"),
+    [
+        ([[0.01, 0.0], [0.0, 0.01]], "confirmed", "1 ± 0"),
+        ([[0.0, 0.02], [0.01, 0.0]], "confirmed", "1 ± 0"),  # head 1 carries factor 1: assignment is free
+        ([[0.03, 0.01], [0.01, 0.03]], "confirmed", "0.75 ± 0"),  # (3/4 + 3/4) / 2
+        ([[0.005, 0.005], [0.005, 0.005]], "refuted", "0.5 ± 0"),
+        ([[0.04, 0.01], [0.01, 0.0]], "refuted", "0.6 ± 0"),  # max((4/5 + 0) / 2, (1/5 + 1) / 2)
+    ],
+)
+def test_factor_separation_share_on_own_head(matrix, verdict, observed):
+    row = only_row(scored(set_damage(hmm_store(), matrix), SEPARATION))
+    assert row["verdict"] == verdict and row["observed"].startswith(observed)
+
+
+def test_factor_separation_below_the_standard_error_is_inconclusive():
+    row = only_row(scored(set_damage(hmm_store(), [[1e-5, 0.0], [0.0, 1e-5]]), SEPARATION))
+    assert row["verdict"] == "inconclusive" and "below 3 x paired SE" in row["reason"]
+
+
+# ---------------------------------------------------------------------------- readoff, regression
+
+
+def test_readoff_accuracy_range_selector_expands_to_each_d_head():
+    store = readoff_store()
+    store["accuracy"].loc[{"n_heads": 1, "d_head": 8}] = [0.95, 0.97, 0.99]
+    single = entry("readoff_accuracy", {"n_heads": 1, "d_head": {"min": 4}}, ">=", 0.99, figure="readoff_accuracy")
+    table = scored(None, single, readoff=store)
+    assert list(table["condition"]) == ["n_heads=1, d_head=4", "n_heads=1, d_head=8"]
+    assert list(table["verdict"]) == ["confirmed", "refuted"]
+    assert table["observed"].iloc[1] == "0.97 ± 0.02 (3 seeds)"
+
+
+def test_preference_inversion_verdicts():
+    inverted = entry("preference_inversion", {"n_heads": 2, "d_head": 1}, "==", -1.0)
+    assert only_row(scored(None, inverted, readoff=readoff_store()))["verdict"] == "confirmed"
+    assert only_row(scored(None, inverted, readoff=readoff_store(tau=-2 / 3)))["verdict"] == "refuted"
+    unlearned = only_row(scored(None, inverted, readoff=readoff_store(accuracy=0.3)))
+    assert unlearned["verdict"] == "inconclusive" and "accuracy below 0.9" in unlearned["reason"]
+    missing = only_row(scored(None, inverted, readoff=readoff_store(tau=np.nan)))
+    assert missing["verdict"] == "inconclusive" and "preference_tau is NaN" in missing["reason"]
+
+
+def test_regression_verdicts():
+    linear = entry("regression_loss_ratio", {"attention": "linear"}, "==", 1.0, 0.05, id="linear")
+    softmax = entry("regression_loss_ratio", {"attention": "softmax"}, ">", 1.0, 0.05, id="softmax")
+    cosine = entry("gradient_cosine", {"attention": "linear"}, ">=", 0.99, id="cosine")
+    table = scored(None, linear, softmax, cosine, regression=regression_store())
+    assert list(table["verdict"]) == ["confirmed", "confirmed", "confirmed"]
+    close = scored(None, linear, softmax, regression=regression_store(linear=1.08, softmax=1.03))
+    assert list(close["verdict"]) == ["refuted", "refuted"]
+    # A softmax model no better than predicting zero "does not match GD" only vacuously.
+    untrained = only_row(scored(None, softmax, regression=regression_store(softmax=2.05)))
+    assert untrained["verdict"] == "inconclusive" and "zero predictor" in untrained["reason"]
+
+
+# ---------------------------------------------------------------- the shipped file, and the outputs
+
+
+def default_stores() -> tuple[xr.Dataset, xr.Dataset, xr.Dataset]:
+    """Healthy synthetic stores on the default config's conditions and grids."""
+    config = yaml.safe_load((PROJECT_ROOT / "config.yaml").read_text())
+    ids = [condition["id"] for condition in config["hmm"]["conditions"]]
+    hmm = hmm_store(conditions=ids, a=tuple(config["hmm"]["emission_fidelity"]))
+    return hmm, readoff_store(), regression_store()
+
+
+def test_shipped_predictions_score_on_stores_of_the_default_config():
+    table = score(load_predictions(), *default_stores())
+    assert tuple(table.columns) == COLUMNS
+    assert set(table["verdict"]) <= set(VERDICTS)
+    infeasible = table[table["verdict"] == "infeasible"]
+    assert set(infeasible["id"]) == {"hmm-0.7-m0.7-heads", "hmm-0.7-m0.7-decay", "hmm-0.7-m0.7-parity"}
+    assert infeasible["reason"].str.contains("-1/2").all()
+    assert "not run" not in set(table["verdict"])
+    decay_rows = table[table["id"] == "hmm-0.7-0.7-decay"]
+    assert len(decay_rows) == 2 and decay_rows["predicted"].str.contains("filter r_eff").all()  # one per a
+
+
+def test_shipped_predictions_on_the_smoke_grid_report_not_run():
+    hmm = hmm_store(conditions=("m3_0.7_m3_0.7", "ts_0.7_ts_-0.7"), n_heads=(1, 2), seeds=(0, 1))
+    table = score(load_predictions(), hmm, None, None)
+    absent = table[table["id"] == "hmm-0.7-0.3-heads"].iloc[0]
+    assert absent["verdict"] == "not run" and "m3_0.7_m3_0.3" in absent["condition"]
+    assert table[table["id"] == "regression-linear-loss"].iloc[0]["verdict"] == "not run"
+
+
+def test_write_scores_csv_round_trips_and_markdown_has_rules_and_rows(tmp_path):
+    table = score(load_predictions(), *default_stores())
+    table.loc[0, "reason"] = "a | b"
+    write_scores(table, tmp_path / "scores.csv", tmp_path / "scores.md")
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "scores.csv", dtype=str, keep_default_na=False), table)
+    markdown = (tmp_path / "scores.md").read_text()
+    assert markdown.startswith("# Scored predictions")
+    assert "Predictions version 1, written 2026-11-22." in markdown
+    assert "**inconclusive**" in markdown and "**not run**" in markdown
+    rows = [line for line in markdown.splitlines() if line.startswith("| ") and not line.startswith("| id |")]
+    assert len(rows) == len(table)
+    assert "a \\| b" in rows[0]
+
+
+def test_score_does_not_modify_the_predictions():
+    predictions = load_predictions()
+    before = copy.deepcopy(predictions)
+    score(predictions, *default_stores())
+    assert predictions == before

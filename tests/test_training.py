@@ -1,0 +1,306 @@
+"""Ensemble training: schedule, per-member independence, convergence, checkpoints, resume."""
+
+import math
+import sys
+import types
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from headshare.checkpoint import CheckpointMismatchError, load_ensemble, save_atomic, save_ensemble
+from headshare.model import EnsembleTransformer, ModelConfig
+from headshare.training import (
+    Batch,
+    HMMSource,
+    NonFiniteLossError,
+    Prefetcher,
+    ReadoffSource,
+    RegressionSource,
+    TrainConfig,
+    clip_grad_norm_per_member,
+    learning_rate,
+    loss_positions,
+    member_rng,
+    per_member_loss,
+    train_ensemble,
+)
+
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These models are tiny: a second intra-op thread only adds synchronisation per op,
+    which dominates (and varies wildly) when other processes share the cores."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+STAY = 0.8
+TRANSITION = np.full((3, 3), (1 - STAY) / 2) + np.eye(3) * (STAY - (1 - STAY) / 2)
+SMALL = ModelConfig(vocab_size=3, n_ctx=6, d_model=16, n_heads=1, d_head=4, d_out=3)
+
+
+@dataclass(frozen=True)
+class MarkovSource:
+    """Stationary (uniform-start) chains of the symmetric 3-state Markov chain TRANSITION."""
+
+    seeds: tuple[int, ...]
+    batch_size: int
+    n_ctx: int
+
+    def __call__(self, step: int) -> Batch:
+        chains = []
+        for seed in self.seeds:
+            rng = member_rng(seed, step)
+            x = np.empty((self.batch_size, self.n_ctx + 1), dtype=np.int64)
+            x[:, 0] = rng.integers(0, 3, self.batch_size)
+            for t in range(self.n_ctx):
+                u = rng.random(self.batch_size)[:, None]
+                x[:, t + 1] = (u > np.cumsum(TRANSITION[x[:, t]], axis=1)).sum(1)
+            chains.append(x)
+        tokens = torch.from_numpy(np.stack(chains))
+        return Batch(tokens[:, :, :-1].contiguous(), tokens[:, :, 1:].contiguous(), loss_positions(self.n_ctx, False))
+
+
+def entropy_rate() -> float:
+    """H(X_{t+1} | X_t) under the uniform stationary law: every position's optimal loss."""
+    return float(-(TRANSITION * np.log(TRANSITION)).sum(1).mean())
+
+
+def test_learning_rate_schedule_closed_form():
+    cfg = TrainConfig(steps=101, warmup_steps=10, lr=2e-3)
+    assert learning_rate(0, cfg) == pytest.approx(2e-4)
+    assert learning_rate(9, cfg) == pytest.approx(2e-3)
+    assert learning_rate(10, cfg) == pytest.approx(2e-3)
+    assert learning_rate(55, cfg) == pytest.approx(0.55 * 2e-3)  # cosine midpoint
+    assert learning_rate(100, cfg) == pytest.approx(0.1 * 2e-3)
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        (dict(steps=0), "steps"),
+        (dict(steps=5, lr=0.0), "lr"),
+        (dict(steps=5, betas=(0.9, 1.0)), "betas"),
+        (dict(steps=5, grad_clip=-1.0), "grad_clip"),
+        (dict(steps=5, device="tpu"), "device"),
+    ],
+)
+def test_train_config_validation(kwargs, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        TrainConfig(**kwargs)
+
+
+def test_training_approaches_the_entropy_rate():
+    source = MarkovSource((0, 1), batch_size=64, n_ctx=SMALL.n_ctx)
+    model = EnsembleTransformer.from_seeds(SMALL, [0, 1])
+    cfg = TrainConfig(steps=150, batch_size=64, lr=1e-2, warmup_steps=10, log_every=50, device="cpu")
+    result = train_ensemble(model, source, cfg, "xent", model_names=["a", "b"], progress=False)
+    assert result.losses.shape == (2, 3) and list(result.log_steps) == [50, 100, 150]
+    h = entropy_rate()
+    assert np.all(result.losses[:, 0] > h + 0.05)
+    assert np.all(np.abs(result.losses[:, -1] - h) < 0.03), (result.losses, h)
+
+
+def test_per_member_clipping_matches_torch_on_each_member():
+    g = torch.Generator().manual_seed(0)
+    shapes = [(3, 4, 5), (3, 7)]
+    grads = [torch.randn(s, generator=g) * torch.tensor([0.01, 1.0, 30.0]).view(3, *[1] * (len(s) - 1)) for s in shapes]
+    stacked = [torch.nn.Parameter(torch.zeros(s)) for s in shapes]
+    for p, grad in zip(stacked, grads):
+        p.grad = grad.clone()
+    clip_grad_norm_per_member(stacked, max_norm=0.5)
+    for e in range(3):
+        alone = [torch.nn.Parameter(torch.zeros(s[1:])) for s in shapes]
+        for p, grad in zip(alone, grads):
+            p.grad = grad[e].clone()
+        torch.nn.utils.clip_grad_norm_(alone, max_norm=0.5)
+        for p_one, p_ens in zip(alone, stacked):
+            torch.testing.assert_close(p_ens.grad[e], p_one.grad)
+
+
+def test_ensemble_training_equals_separate_plain_training():
+    """Each member trained in the ensemble ends where a plain torch loop on it alone ends."""
+    cfg = TrainConfig(steps=6, batch_size=16, lr=5e-3, warmup_steps=2, weight_decay=0.1, grad_clip=0.3, device="cpu")
+    seeds = (3, 4)
+    source = MarkovSource(seeds, batch_size=16, n_ctx=SMALL.n_ctx)
+    ensemble = EnsembleTransformer.from_seeds(SMALL, seeds)
+    train_ensemble(ensemble, source, cfg, "xent", model_names=["a", "b"], progress=False)
+    for e, seed in enumerate(seeds):
+        model = EnsembleTransformer.from_seeds(SMALL, [seed])
+        decay = [p for n, p in model.named_parameters() if n.split(".")[-1].startswith("W")]
+        rest = [p for n, p in model.named_parameters() if not n.split(".")[-1].startswith("W")]
+        opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}], lr=5e-3
+        )
+        for step in range(cfg.steps):
+            lr = 5e-3 * (step + 1) / 2 if step < 2 else 5e-4 + 4.5e-3 * 0.5 * (1 + math.cos(math.pi * (step - 2) / 3))
+            for group in opt.param_groups:
+                group["lr"] = lr
+            batch = MarkovSource((seed,), batch_size=16, n_ctx=SMALL.n_ctx)(step)
+            loss = F.cross_entropy(model(batch.inputs)[0].reshape(-1, 3), batch.targets[0].reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 0.3)
+            opt.step()
+        trained = ensemble.member_state_dict(e)
+        for name, value in model.member_state_dict(0).items():
+            if name.endswith("b_QKV"):
+                # The key bias shifts every score of a query equally, so softmax makes its true
+                # gradient 0; Adam rescales the rounding noise left in its place. Skip it.
+                trained[name], value = trained[name].view(3, -1)[[0, 2]], value.view(3, -1)[[0, 2]]
+            torch.testing.assert_close(trained[name], value, msg=name)
+
+
+class Interrupt(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class InterruptAt:
+    source: MarkovSource
+    step: int
+
+    def __call__(self, step: int) -> Batch:
+        if step == self.step:
+            raise Interrupt
+        return self.source(step)
+
+
+def test_resume_after_interruption_is_bit_identical(tmp_path):
+    cfg = TrainConfig(steps=20, batch_size=8, lr=1e-2, warmup_steps=3, log_every=3, checkpoint_every=4, device="cpu")
+    source = MarkovSource((5, 6), batch_size=8, n_ctx=SMALL.n_ctx)
+    names = ["x", "y"]
+    straight = EnsembleTransformer.from_seeds(SMALL, [5, 6])
+    expected = train_ensemble(straight, source, cfg, "xent", model_names=names, progress=False)
+
+    path = tmp_path / "run" / "ckpt.pt"
+    with pytest.raises(Interrupt):
+        first = EnsembleTransformer.from_seeds(SMALL, [5, 6])
+        train_ensemble(first, InterruptAt(source, 13), cfg, "xent", model_names=names, progress=False, checkpoint_path=path)
+    assert torch.load(path, weights_only=True)["step"] == 12
+    resumed = EnsembleTransformer.from_seeds(SMALL, [5, 6])
+    result = train_ensemble(resumed, source, cfg, "xent", model_names=names, progress=False, checkpoint_path=path)
+    for name, value in straight.state_dict().items():
+        assert torch.equal(resumed.state_dict()[name], value), name
+    assert np.array_equal(result.log_steps, expected.log_steps)
+    assert np.array_equal(result.losses, expected.losses)
+    assert torch.load(path, weights_only=True)["step"] == 20
+
+    with pytest.raises(CheckpointMismatchError, match="training settings"):
+        other = TrainConfig(**{**cfg.__dict__, "lr": 2e-2})
+        train_ensemble(resumed, source, other, "xent", model_names=names, progress=False, checkpoint_path=path)
+
+
+@dataclass(frozen=True)
+class NaNSource:
+    bad_member: int
+    bad_step: int
+
+    def __call__(self, step: int) -> Batch:
+        inputs = torch.ones(3, 4, 5, 2)
+        if step == self.bad_step:
+            inputs[self.bad_member, 0, 0, 0] = float("nan")
+        return Batch(inputs, torch.zeros(3, 4), loss_positions(5, last_only=True))
+
+
+def test_non_finite_loss_names_model_and_step():
+    cfg = ModelConfig(input_dim=2, n_ctx=5, d_model=8, n_heads=1, d_head=2, d_out=1, attention="linear")
+    model = EnsembleTransformer.from_seeds(cfg, [0, 1, 2])
+    train_cfg = TrainConfig(steps=10, batch_size=4, device="cpu")
+    with pytest.raises(NonFiniteLossError, match=r"step 3 .*'beta'") as info:
+        train_ensemble(model, NaNSource(1, 3), train_cfg, "mse", model_names=["alpha", "beta", "gamma"], progress=False)
+    assert "alpha" not in str(info.value) and "gamma" not in str(info.value)
+
+
+def test_mse_loss_is_half_the_mean_squared_error_at_the_query():
+    logits = torch.tensor([[[[9.0], [1.0]], [[9.0], [3.0]]]])  # [E=1, B=2, T=2, 1]
+    batch = Batch(torch.zeros(1, 2, 2, 1), torch.tensor([[0.0, 1.0]]), loss_positions(2, last_only=True))
+    assert per_member_loss(logits, batch, "mse").item() == pytest.approx(0.5 * (1.0 + 4.0) / 2)
+
+
+def test_xent_loss_uses_only_the_loss_positions():
+    logits = torch.zeros(1, 1, 3, 4)
+    logits[0, 0, 2] = torch.tensor([0.0, math.log(3.0), 0.0, 0.0])
+    batch = Batch(torch.zeros(1, 1, 3, dtype=torch.long), torch.tensor([[[0, 0, 1]]]), loss_positions(3, last_only=True))
+    assert per_member_loss(logits, batch, "xent").item() == pytest.approx(-math.log(3.0 / 6.0))
+
+
+def test_checkpoint_round_trip_and_mismatch_errors(tmp_path):
+    model = EnsembleTransformer.from_seeds(SMALL, [0, 1])
+    path = tmp_path / "models.pt"
+    save_ensemble(path, model, ["m0", "m1"])
+    raw = torch.load(path, weights_only=True)
+    assert raw["model_names"] == ["m0", "m1"]
+    for name, value in model.state_dict().items():
+        assert torch.equal(raw["model"][name], value), name
+    loaded, names = load_ensemble(path, SMALL, n_members=2)
+    assert names == ["m0", "m1"]
+    for name, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], value), name
+
+    wider = ModelConfig(**{**SMALL.__dict__, "d_head": 8})
+    with pytest.raises(CheckpointMismatchError, match=r"models\.pt.*d_head: expected 8, found 4"):
+        load_ensemble(path, wider)
+    raw["model"]["W_U"] = torch.zeros(2, 16, 5)
+    save_atomic(raw, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointMismatchError, match=r"bad\.pt.*W_U: expected \(2, 16, 3\), found \(2, 16, 5\)"):
+        load_ensemble(tmp_path / "bad.pt", SMALL)
+    with pytest.raises(CheckpointMismatchError, match="holds 2 members, expected 3"):
+        load_ensemble(path, SMALL, n_members=3)
+
+
+def test_prefetcher_returns_the_sources_batches():
+    source = MarkovSource((1,), batch_size=4, n_ctx=5)
+    with Prefetcher(source, end=10, depth=3) as batches:
+        for step in (0, 1, 2, 7, 8, 3):
+            assert torch.equal(batches(step).inputs, source(step).inputs)
+
+
+def fake_module(monkeypatch, name, **functions):
+    module = types.ModuleType(name)
+    for key, value in functions.items():
+        setattr(module, key, value)
+    monkeypatch.setitem(sys.modules, name, module)
+
+
+def test_hmm_source_shifts_and_keeps_member_streams_independent(monkeypatch):
+    def sample_product(p1, p2, n_seq, length, rng):
+        return types.SimpleNamespace(tokens=p1 * 100 + p2 * 10 + rng.integers(0, 9, (n_seq, length)))
+
+    fake_module(monkeypatch, "headshare.data.hmm", sample_product=sample_product)
+    cohort = HMMSource([(1, 2), (3, 4)], seeds=[7, 9], batch_size=5, n_ctx=6)(step=2)
+    alone = HMMSource([(3, 4)], seeds=[9], batch_size=5, n_ctx=6)(step=2)
+    assert cohort.inputs.shape == cohort.targets.shape == (2, 5, 6)
+    assert torch.equal(cohort.inputs[:, :, 1:], cohort.targets[:, :, :-1])
+    assert torch.equal(cohort.inputs[1], alone.inputs[0])
+    assert cohort.loss_positions.all()
+    assert not torch.equal(cohort.inputs[1], HMMSource([(3, 4)], [9], 5, 6)(step=3).inputs[0])
+
+
+def test_readoff_source_puts_the_label_at_the_readoff_position():
+    from headshare.data.readoff import READOFF_TOKEN, sample_readoff
+
+    batch = ReadoffSource(seeds=[4, 8], batch_size=6, n_ctx=10)(step=1)
+    direct = sample_readoff(6, 10, member_rng(8, 1))
+    assert torch.equal(batch.inputs[1], torch.from_numpy(direct.tokens))
+    assert torch.equal(batch.targets[1, :, -1], torch.from_numpy(direct.labels))
+    assert torch.all(batch.inputs[:, :, -1] == READOFF_TOKEN)
+    assert batch.loss_positions.tolist() == [False] * 9 + [True]
+
+
+def test_regression_source_shapes(monkeypatch):
+    def sample_regression(n_tasks, d, n_context, rng):
+        return types.SimpleNamespace(
+            tokens=rng.normal(size=(n_tasks, n_context + 1, d + 1)), targets=rng.normal(size=n_tasks)
+        )
+
+    fake_module(monkeypatch, "headshare.data.regression", sample_regression=sample_regression)
+    batch = RegressionSource(seeds=[0, 1, 2], batch_size=4, d=10, n_context=10)(step=0)
+    assert batch.inputs.shape == (3, 4, 11, 11) and batch.inputs.dtype == torch.float32
+    assert batch.targets.shape == (3, 4) and batch.loss_positions.sum() == 1

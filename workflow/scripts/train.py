@@ -1,0 +1,20 @@
+"""Snakemake job: train one cohort as a batched ensemble (resuming from its checkpoint after a kill)."""
+
+import torch
+
+from headshare.cohort_training import train_cohort
+from headshare.cohorts import find_cohort
+from headshare.joblog import job_log
+
+with job_log(snakemake):
+    torch.set_num_threads(snakemake.threads)
+    family = snakemake.params.family
+    cohort = find_cohort(snakemake.config, family, snakemake.params.cohort)
+    print(f"training {len(cohort.members)} models of {cohort.name}")
+    train_cohort(
+        snakemake.config,
+        cohort,
+        list(snakemake.output.models),
+        list(snakemake.output.records),
+        checkpoint_path=snakemake.params.checkpoint,
+    )
