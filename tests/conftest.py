@@ -31,5 +31,8 @@ def run_snakemake(workdir: Path, *args: str, timeout: float = 900) -> subprocess
 
 
 @pytest.fixture(scope="session")
-def smoke_workdir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("smoke")
+def smoke_pipeline(tmp_path_factory) -> Path:
+    """A working directory in which the whole smoke pipeline (every stage and the scores) has run once."""
+    workdir = tmp_path_factory.mktemp("smoke-pipeline")
+    run_snakemake(workdir)
+    return workdir

@@ -233,3 +233,14 @@ def test_shipped_entry_indices_used_above_are_the_intended_ones():
         "readoff_accuracy",
     )
     assert "infeasible" in entries[8] and entries[11]["role"] == "substitute"
+
+
+def test_every_figure_a_prediction_may_cite_is_rendered():
+    import yaml
+
+    from headshare.figures import FIGURE_CAPTIONS
+    from headshare.predictions import PREDICTIONS_SCHEMA
+
+    schema = yaml.safe_load(PREDICTIONS_SCHEMA.read_text())
+    entry = schema["$defs"]["prediction"]["properties"]
+    assert set(entry["figure"]["enum"]) == set(FIGURE_CAPTIONS)

@@ -90,9 +90,10 @@ def slurm_jobs(job_ids: set[str]) -> dict[str, tuple[str, str, str]]:
     listing = subprocess.run(
         ["squeue", "--states=all", "--noheader", "--jobs", ",".join(sorted(job_ids)),
          "--Format=JobID:|,Partition:|,State:|,tres-per-job:"],
-        capture_output=True, text=True, timeout=60, check=True,
-    ).stdout
-    rows = (line.split("|") for line in listing.splitlines() if line.strip())
+        capture_output=True, text=True, timeout=60,
+    )
+    assert listing.returncode == 0, listing.stderr
+    rows = (line.split("|") for line in listing.stdout.splitlines() if line.strip())
     return {job_id.strip(): (partition.strip(), state.strip(), gpus.strip()) for job_id, partition, state, gpus in rows}
 
 

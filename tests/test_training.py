@@ -157,6 +157,41 @@ def test_ensemble_training_equals_separate_plain_training():
             torch.testing.assert_close(trained[name], value, msg=name)
 
 
+def test_micro_batches_give_the_whole_batch_gradient():
+    base = dict(steps=4, batch_size=16, lr=1e-2, warmup_steps=1, device="cpu")
+    source = MarkovSource((1, 2), batch_size=16, n_ctx=SMALL.n_ctx)
+    results = []
+    for micro_batch in (16, 5):
+        model = EnsembleTransformer.from_seeds(SMALL, [1, 2])
+        curve = train_ensemble(model, source, TrainConfig(**base, micro_batch=micro_batch), "xent", model_names=["a", "b"], progress=False)
+        results.append((model, curve))
+    (whole, whole_curve), (split, split_curve) = results
+    np.testing.assert_allclose(split_curve.losses, whole_curve.losses, rtol=1e-5)
+    for (name, a), (_, b) in zip(whole.named_parameters(), split.named_parameters()):
+        if name.endswith("b_QKV"):  # key bias: see test_ensemble_training_equals_separate_plain_training
+            a, b = a.view(2, 3, -1)[:, [0, 2]], b.view(2, 3, -1)[:, [0, 2]]
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_failed_compile_falls_back_to_eager(monkeypatch):
+    def broken_compile(model):
+        def fail(*args):
+            raise RuntimeError("no C++ compiler")
+
+        return fail
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    source = MarkovSource((1,), batch_size=8, n_ctx=SMALL.n_ctx)
+    cfg = TrainConfig(steps=3, batch_size=8, warmup_steps=1, device="cpu")
+    eager = EnsembleTransformer.from_seeds(SMALL, [1])
+    train_ensemble(eager, source, cfg, "xent", model_names=["a"], progress=False)
+    fallback = EnsembleTransformer.from_seeds(SMALL, [1])
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
+        train_ensemble(fallback, source, TrainConfig(**{**cfg.__dict__, "compile": True}), "xent", model_names=["a"], progress=False)
+    for a, b in zip(eager.parameters(), fallback.parameters()):
+        assert torch.equal(a, b)
+
+
 class Interrupt(Exception):
     pass
 

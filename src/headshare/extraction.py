@@ -195,8 +195,11 @@ def _hmm_member_store(
             "belief_rmse": (("target",), np.array([fit.rmse for fit in fits.values()])),
             "ablation_excess": ((head,), ablation_rise[:, 0]),
             "ablation_factor_excess": ((head, "factor"), ablation_rise[:, 1:]),
-            "belief_true_1": (("simplex_point", "state_1"), targets["factor1"][simplex_rows]),
-            "belief_pred_1": (("simplex_point", "state_1"), fits["factor1"].predictions[simplex_rows]),
+            **{
+                f"belief_{kind}_{k}": (("simplex_point", f"state_{k}"), values[simplex_rows])
+                for k in (1, 2)
+                for kind, values in (("true", targets[f"factor{k}"]), ("pred", fits[f"factor{k}"].predictions))
+            },
             "attention_pattern": (("sample", head, "query_pos", "key_pos"), samples["pattern"]),
             "resid_post": (("sample", "query_pos", "d_model"), samples["resid"]),
             "head_result": (("sample", "query_pos", head, "d_model"), samples["result"]),

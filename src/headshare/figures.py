@@ -21,8 +21,10 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import xarray as xr
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.ticker import NullLocator
 
 from headshare.analysis.beliefs import project_to_simplex_2d
@@ -58,9 +60,9 @@ FIGURE_CAPTIONS = {
         "read-out from the residual stream, coloured by the exact belief."
     ),
     "ablation_matrix": (
-        "Rise in each factor's marginal loss (nats) when one head is mean-ablated; within each seed "
-        "heads are ranked by how much more they serve factor 1 than factor 2 before averaging, so "
-        "specialised heads show as a diagonal."
+        "Rise in each factor's marginal loss when one head is mean-ablated, in nats and as a share of "
+        "that factor's context gain; within each seed heads are ranked by how much more they serve "
+        "factor 1 than factor 2 before averaging, so specialised heads show as a diagonal."
     ),
     "readoff_accuracy": (
         "Readoff task: held-out accuracy on the unordered signal pair (10 classes, chance 0.1) and the "
@@ -154,7 +156,7 @@ def _fmt(value: Any) -> str:
     return f"{value:g}" if isinstance(value, (float, np.floating)) else str(value)
 
 
-def _panel_title(ax, ds: xr.Dataset, condition: Any, detail: str) -> None:
+def _panel_title(ax: Axes, ds: xr.Dataset, condition: Any, detail: str) -> None:
     """Two short lines: '<condition id> · <detail>' and '<role>, λ = (λ1, λ2)'."""
     row = ds.sel(condition=condition)
     lam1, lam2 = float(row["lambda1"]), float(row["lambda2"])
@@ -215,9 +217,22 @@ def _positive(values: np.ndarray) -> np.ndarray:
     return np.where(values > 0, values, np.nan)
 
 
+def _geometric_mean(ratios: np.ndarray) -> np.ndarray:
+    """Geometric mean over the last axis of the positive finite entries (NaN where there are none)."""
+    usable = np.isfinite(ratios) & (ratios > 0)
+    logs = np.log(np.where(usable, ratios, 1.0))
+    count = usable.sum(axis=-1)
+    return np.where(count > 0, np.exp(logs.sum(axis=-1) / np.maximum(count, 1)), np.nan)
+
+
+def _distinct_abs_lambdas(ds: xr.Dataset) -> list[float]:
+    """|lambda1|, |lambda2| of one condition, once each (equal magnitudes share one reference line)."""
+    return list(dict.fromkeys(abs(float(ds[name])) for name in ("lambda1", "lambda2")))
+
+
 # ------------------------------------------------------------------------------ attention decay
-def _attention_panel(ax, mean: np.ndarray, low: np.ndarray, high: np.ndarray,
-                     lambdas: tuple[float, float], filter_ratios: np.ndarray) -> None:
+def _attention_panel(ax: Axes, mean: np.ndarray, low: np.ndarray, high: np.ndarray,
+                     abs_lambdas: list[float], filter_ratios: np.ndarray) -> None:
     """Per-head curves (head, distance) with seed bands, plus the lambda and filter references."""
     distance = np.arange(mean.shape[-1])
     palette = sns.color_palette("colorblind", mean.shape[0])
@@ -227,14 +242,14 @@ def _attention_panel(ax, mean: np.ndarray, low: np.ndarray, high: np.ndarray,
             continue
         ax.fill_between(distance, _positive(low[head]), _positive(high[head]), color=colour, alpha=0.25, lw=0)
         ax.plot(distance, _positive(mean[head]), marker="o", ms=3, color=colour, lw=1.4)
-    if mean.shape[-1] < 3:
+    if mean.shape[-1] < 2:
         return
-    with np.errstate(all="ignore"):
-        anchor = np.nanmean(mean[:, 1]) if np.isfinite(mean[:, 1]).any() else np.nan
-    if not np.isfinite(anchor):
+    at_one = mean[:, 1][np.isfinite(mean[:, 1])]
+    if at_one.size == 0:
         return
+    anchor = at_one.mean()
     tail = distance[1:]
-    for lam, (colour, dashes) in zip(dict.fromkeys(np.abs(lambdas)), _FACTOR_STYLES):
+    for lam, (colour, dashes) in zip(abs_lambdas, _FACTOR_STYLES):
         ax.plot(tail, reference_decay_curve(anchor, np.full(tail.size - 1, lam)),
                 color=colour, ls=dashes, lw=1.2)
     filter_curve = reference_decay_curve(anchor, filter_ratios[: tail.size - 1])
@@ -249,22 +264,20 @@ def _attention_legend(fig: Figure, n_heads: int) -> None:
         for k, (colour, dashes) in enumerate(_FACTOR_STYLES, start=1)
     ]
     handles.append(Line2D([], [], color="black", label="exact filter r_eff (cumulative)"))
+    handles.append(Patch(color="0.93", label="distance 0 (not identifiable)"))
     _legend(fig, handles)
 
 
-def _attention_grid(hmm: xr.Dataset, stem: str | os.PathLike, row_dim: str, col_dim: str,
-                    title: str) -> list[Path]:
-    """Facets of attention-vs-distance over (row_dim, col_dim) of an already sliced store."""
-    rows, cols = hmm[row_dim].values, hmm[col_dim].values
-    fig, axes = _grid(len(rows), len(cols), legend_width=_LEGEND_WIDTH)
-    for i, row in enumerate(rows):
+def _attention_grid(hmm: xr.Dataset, stem: str | os.PathLike, col_dim: str, title: str) -> list[Path]:
+    """Attention-vs-distance facets, rows = condition, columns = ``col_dim``, of an already sliced store."""
+    conditions, cols = hmm["condition"].values, hmm[col_dim].values
+    fig, axes = _grid(len(conditions), len(cols), legend_width=_LEGEND_WIDTH)
+    for i, condition in enumerate(conditions):
         for j, col in enumerate(cols):
-            cell = hmm.sel({row_dim: row, col_dim: col})
+            cell = hmm.sel({"condition": condition, col_dim: col})
             mean, low, high = _seed_summary(cell["attention_distance"].transpose(..., "seed", "head", "distance"))
-            lambdas = (float(cell["lambda1"]), float(cell["lambda2"]))
-            ax = axes[i, j]
-            _attention_panel(ax, mean, low, high, lambdas, cell["filter_decay"].values)
-            _panel_title(ax, hmm, cell["condition"].item(), f"{col_dim} = {_fmt(col)}")
+            _attention_panel(axes[i, j], mean, low, high, _distinct_abs_lambdas(cell), cell["filter_decay"].values)
+            _panel_title(axes[i, j], hmm, condition, f"{col_dim} = {_fmt(col)}")
     axes[0, 0].set_yscale("log")
     axes[0, 0].yaxis.set_minor_locator(NullLocator())
     fig.supxlabel("distance d − s (tokens)")
@@ -284,7 +297,7 @@ def attention_decay(hmm: xr.Dataset, stem: str | os.PathLike, *, a: float | None
         f"(a = {_fmt(chosen['a'])}, loss on {chosen['loss']} positions, d_head = {chosen['d_head']})\n"
         f"mean over {hmm.sizes['seed']} seeds, {_SEED_SPREAD}; references anchored at distance 1"
     )
-    return _attention_grid(sliced, stem, "condition", "n_heads", title)
+    return _attention_grid(sliced, stem, "n_heads", title)
 
 
 @_themed
@@ -297,7 +310,7 @@ def attention_decay_by_a(hmm: xr.Dataset, stem: str | os.PathLike, *, n_heads: i
         f"loss on {chosen['loss']} positions, d_head = {chosen['d_head']})\n"
         f"mean over {hmm.sizes['seed']} seeds, {_SEED_SPREAD}; references anchored at distance 1"
     )
-    return _attention_grid(sliced, stem, "condition", "a", title)
+    return _attention_grid(sliced, stem, "a", title)
 
 
 @_themed
@@ -309,8 +322,7 @@ def decay_rates(hmm: xr.Dataset, stem: str | os.PathLike, *, d_head: int | None 
     n_heads_values = sliced["n_heads"].values
     offsets = (np.arange(n_heads_values.size) - (n_heads_values.size - 1) / 2) * 0.12 * spacing
     palette = sns.color_palette("colorblind", n_heads_values.size)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        filter_rate = np.exp(np.log(_positive(sliced["filter_decay"].values)).mean(axis=-1))  # (condition, a)
+    filter_rate = _geometric_mean(sliced["filter_decay"].transpose("condition", "a", "step").values)
 
     conditions, losses = sliced["condition"].values, sliced["loss"].values
     fig, axes = _grid(len(losses), len(conditions), legend_width=_LEGEND_WIDTH)
@@ -329,7 +341,7 @@ def decay_rates(hmm: xr.Dataset, stem: str | os.PathLike, *, d_head: int | None 
             order = np.argsort(a_values)
             ax.plot(a_values[order], filter_rate[j][order], color="black", marker="s", ms=3, lw=1.0)
             ax.set_xticks(a_values)
-            for lam, (colour, dashes) in zip(dict.fromkeys(np.abs([cell["lambda1"], cell["lambda2"]])), _FACTOR_STYLES):
+            for lam, (colour, dashes) in zip(_distinct_abs_lambdas(cell), _FACTOR_STYLES):
                 ax.axhline(lam, color=colour, ls=dashes, lw=1.1)
             _panel_title(ax, sliced, condition, f"loss on {loss_kind}")
     fig.supxlabel("emission fidelity a")
@@ -340,10 +352,10 @@ def decay_rates(hmm: xr.Dataset, stem: str | os.PathLike, *, d_head: int | None 
                 for k, (colour, dashes) in enumerate(_FACTOR_STYLES, start=1)]
     handles.append(Line2D([], [], color="black", marker="s", ms=3, label="exact filter (geometric-mean r_eff)"))
     _legend(fig, handles)
-    _title(fig, 
+    _title(fig, (
         f"Fitted attention decay rate vs emission fidelity (d_head = {chosen['d_head']}; one point per "
         "seed and head,\nbars: CI over query positions; fit on distances ≥ 1 of the last query's attention)"
-    )
+    ))
     return _save(fig, stem)
 
 
@@ -355,6 +367,7 @@ def _heatmap_panels(fig: Figure, axes: np.ndarray, panels: dict[tuple[int, int],
         sns.heatmap(frame, ax=axes[i, j], cmap=cmap, vmin=vmin, vmax=vmax, annot=annotation, fmt="",
                     cbar=False, linewidths=0.5, linecolor="white", annot_kws={"fontsize": "small"})
         axes[i, j].tick_params(axis="y", rotation=0)
+        axes[i, j].grid(False)
     mappable = next(ax.collections[0] for ax in axes.flat if ax.collections)
     fig.colorbar(mappable, ax=axes, label=colorbar_label, shrink=0.8)
 
@@ -389,10 +402,10 @@ def excess_heatmap(hmm: xr.Dataset, stem: str | os.PathLike, *, loss: str | None
     for ax in axes.flat:
         ax.set_xlabel("d_head (dims per head)")
         ax.set_ylabel("n_heads")
-    _title(fig, 
+    _title(fig, (
         "Normalised excess loss (L_model − L_opt) / (L_unigram − L_opt), paired against the exact filter\n"
         f"mean over {hmm.sizes['seed']} seeds; loss on {chosen['loss']} positions; lower is better, 0 = optimal"
-    )
+    ))
     return _save(fig, stem)
 
 
@@ -422,15 +435,15 @@ def belief_r2(hmm: xr.Dataset, stem: str | os.PathLike, *, loss: str | None = No
     fig.supylabel("held-out R² (dimensionless)")
     handles = [Line2D([], [], color=palette[t], marker="o", label=f"belief target: {t}") for t in targets]
     _legend(fig, handles)
-    _title(fig, 
+    _title(fig, (
         "Linear read-out of exact belief states from the final residual stream: held-out R²\n"
         f"(loss on {chosen['loss']} positions, d_head = {chosen['d_head']}; points: mean, bars: min-max "
         f"over {hmm.sizes['seed']} seeds)"
-    )
+    ))
     return _save(fig, stem)
 
 
-def _simplex_panel(ax, beliefs: np.ndarray, colours: np.ndarray, title: str) -> None:
+def _simplex_panel(ax: Axes, beliefs: np.ndarray, colours: np.ndarray, title: str) -> None:
     corners = project_to_simplex_2d(np.eye(3))
     ax.fill(corners[:, 0], corners[:, 1], facecolor="none", edgecolor="0.3", lw=1.0)
     for state, (x, y) in enumerate(corners, start=1):
@@ -454,8 +467,8 @@ def belief_simplex(model_store: xr.Dataset, stem: str | os.PathLike) -> list[Pat
         raise ValueError("model store needs belief_true_1 and belief_pred_1 (sample, state_1)")
     fig, axes = _grid(len(factors), 2, sharex=False, sharey=False, panel=(3.6, 3.4))
     for row, k in enumerate(factors):
-        true = model_store[f"belief_true_{k}"].transpose("sample", ...).values
-        pred = model_store[f"belief_pred_{k}"].transpose("sample", ...).values
+        true = model_store[f"belief_true_{k}"].transpose(..., f"state_{k}").values
+        pred = model_store[f"belief_pred_{k}"].transpose(..., f"state_{k}").values
         rmse = float(np.sqrt(np.mean((pred - true) ** 2)))
         if true.shape[1] == 3:
             colours = np.clip(true, 0.0, 1.0)
@@ -475,10 +488,10 @@ def belief_simplex(model_store: xr.Dataset, stem: str | os.PathLike) -> list[Pat
             errors.set_title(f"factor {k}: read-out error", fontsize="small")
         else:
             raise ValueError(f"belief_true_{k} has {true.shape[1]} states; only 2 or 3 can be drawn")
-    _title(fig, 
-        f"Belief geometry: exact beliefs vs their linear read-out from the residual stream "
+    _title(fig, (
+        "Belief geometry: exact beliefs vs their linear read-out from the residual stream "
         f"({true.shape[0]} samples; colour = exact belief)"
-    )
+    ))
     return _save(fig, stem)
 
 
@@ -514,11 +527,11 @@ def ablation_matrix(hmm: xr.Dataset, stem: str | os.PathLike, *, loss: str | Non
     for ax in axes.flat:
         ax.set_ylabel("")
     fig.supylabel("head, ranked within each seed by factor-1 specificity")
-    _title(fig,
+    _title(fig, (
         f"Head ablation: rise in each factor's marginal loss ({n_heads}-head models, "
         f"d_head = {chosen['d_head']}, loss on {chosen['loss']} positions); nats and share of the "
         f"factor's context gain, mean over {hmm.sizes['seed']} seeds"
-    )
+    ))
     return _save(fig, stem)
 
 
@@ -537,6 +550,7 @@ def readoff_accuracy(readoff: xr.Dataset, stem: str | os.PathLike) -> list[Path]
         frame = values.mean("seed").to_pandas()
         sns.heatmap(frame, ax=ax, cmap=cmap, vmin=vmin, vmax=vmax, annot=annotation, fmt="",
                     cbar_kws={"label": label}, linewidths=0.5, linecolor="white", annot_kws={"fontsize": "small"})
+        ax.grid(False)
         ax.set_xlabel("d_head (dims per head)")
         ax.set_ylabel("n_heads")
     axes[0, 0].set_title("held-out accuracy (chance 0.1)", fontsize="small")
@@ -553,17 +567,17 @@ def readoff_preference(readoff: xr.Dataset, stem: str | os.PathLike) -> list[Pat
     seeds, signals = readoff["seed"].values, readoff["signal"].values
     n_heads_max = readoff.sizes["head"]
     palette = sns.color_palette("colorblind", n_heads_max)
-    width = 0.8 / n_heads_max
     fig, axes = _grid(len(seeds), len(configs), panel=(2.8, 2.2), legend_width=_LEGEND_WIDTH)
     for i, seed in enumerate(seeds):
         for j, (heads, size) in enumerate(configs):
             ax = axes[i, j]
             cell = readoff.sel(seed=seed, n_heads=heads, d_head=size)
             preference = cell["signal_preference"].transpose("head", "signal").values
-            for head in range(n_heads_max):
-                if np.isfinite(preference[head]).any():
-                    ax.bar(signals + (head - (n_heads_max - 1) / 2) * width, preference[head], width=width,
-                           color=palette[head])
+            drawn = np.flatnonzero(np.isfinite(preference).any(axis=1))
+            width = 0.8 / max(drawn.size, 1)
+            for slot, head in enumerate(drawn):
+                ax.bar(signals + (slot - (drawn.size - 1) / 2) * width, preference[head], width=width,
+                       color=palette[head])
             tau = float(cell["preference_tau"])
             tau_text = f", τ = {tau:.2f}" if np.isfinite(tau) else ""
             ax.set_title(f"n_heads {heads}, d_head {size}, seed {seed}{tau_text}", fontsize="small")
@@ -582,23 +596,42 @@ def _has_curve(regression: xr.Dataset, name: str) -> bool:
     return name in regression and "step" in regression[name].dims and bool(np.isfinite(regression[name].values).any())
 
 
+def _model_label(n_heads: Any, d_head: Any) -> str:
+    return f"{n_heads} head{'s' if int(n_heads) > 1 else ''}, d_head {d_head}"
+
+
 def _config_frame(values: xr.DataArray) -> pd.DataFrame:
     frame = values.to_dataframe().reset_index()
-    frame["model"] = [f"{h} head(s), d_head {d}" for h, d in zip(frame["n_heads"], frame["d_head"])]
+    frame["model"] = [_model_label(h, d) for h, d in zip(frame["n_heads"], frame["d_head"])]
     return frame
 
 
-def _curve_panel(ax, values: xr.DataArray, palette: dict[str, Any]) -> None:
-    """Mean over seeds with a min-max band, one line per (attention, model config)."""
+def _seed_points(ax: Axes, values: xr.DataArray, kinds: list[str], palette: dict[str, Any]) -> None:
+    """Each seed as a dot, coloured by attention kind, with the mean and min-max as black bars."""
+    frame = _config_frame(values)
+    name = values.name
+    sns.stripplot(data=frame, x="model", y=name, hue="attention", hue_order=kinds, palette=palette,
+                  dodge=True, jitter=False, size=4, alpha=0.7, ax=ax, legend=False)
+    sns.pointplot(data=frame, x="model", y=name, hue="attention", hue_order=kinds,
+                  palette=["black"] * len(kinds), dodge=0.8 - 0.8 / len(kinds), errorbar=("pi", 100),
+                  markers="_", markersize=12, linestyle="none", ax=ax, legend=False)
+    ax.set_xlabel("model")
+
+
+def _curve_panel(ax: Axes, values: xr.DataArray, palette: dict[str, Any]) -> None:
+    """Mean over seeds with a min-max band, colour = attention kind, line style = model config."""
     steps = values["step"].values
     dashes = ["-", "--", ":", "-."]
+    configs = [(h, d) for h in values["n_heads"].values for d in values["d_head"].values]
     for attention in values["attention"].values:
-        for k, (heads, size) in enumerate((h, d) for h in values["n_heads"].values for d in values["d_head"].values):
+        for k, (heads, size) in enumerate(configs):
             series = values.sel(attention=attention, n_heads=heads, d_head=size).transpose("seed", "step")
             mean, low, high = _seed_summary(series)
             ax.fill_between(steps, low, high, color=palette[attention], alpha=0.2, lw=0)
             ax.plot(steps, mean, color=palette[attention], ls=dashes[k % len(dashes)], lw=1.2,
-                    label=f"{attention}, {heads} head(s), d_head {size}")
+                    label=f"{attention}, {_model_label(heads, size)}")
+    ax.set_xlabel("training step")
+    ax.legend(fontsize="x-small", loc="best")
 
 
 @_themed
@@ -613,30 +646,26 @@ def regression_vs_gd(regression: xr.Dataset, stem: str | os.PathLike) -> list[Pa
         ("least_squares_loss", "least squares", "tab:green"),
     ) if key in attrs]
     curves = [name for name in ("train_loss", "cosine_curve") if _has_curve(regression, name)]
-    fig, axes = _grid(1, 2 + len(curves), sharex=False, sharey=False, panel=(3.8, 3.3))
+    fig, axes = _grid(1, 2 + len(curves), sharex=False, sharey=False, panel=(3.8, 3.3),
+                      legend_width=_LEGEND_WIDTH * 0.6)
     kinds = list(regression["attention"].values)
     palette = dict(zip(kinds, sns.color_palette("colorblind", len(kinds))))
 
-    for ax, name, label in ((axes[0, 0], "loss", "eval loss ½(ŷ − y)² at the query"),
-                            (axes[0, 1], "gradient_cosine", "cosine of ∂ŷ/∂x_q, model vs GD")):
-        frame = _config_frame(regression[name])
-        sns.stripplot(data=frame, x="attention", y=name, hue="model", order=kinds, dodge=True, size=4,
-                      alpha=0.6, ax=ax, legend=False)
-        sns.pointplot(data=frame, x="attention", y=name, hue="model", order=kinds, dodge=0.4,
-                      errorbar=("pi", 100), markers="_", markersize=12, linestyle="none", color="black",
-                      palette=["black"] * frame["model"].nunique(), ax=ax, legend=False)
-        ax.set_xlabel("attention kind")
-        ax.set_ylabel(label)
+    loss_ax, cosine_ax = axes[0, 0], axes[0, 1]
+    _seed_points(loss_ax, regression["loss"], kinds, palette)
+    loss_ax.set_ylabel("eval loss ½(ŷ − y)² at the query")
     for key, text, colour in references:
-        axes[0, 0].axhline(float(attrs[key]), color=colour, ls="--", lw=1.0, label=f"{text}: {float(attrs[key]):.4g}")
-    axes[0, 0].legend(fontsize="x-small", loc="best")
-    axes[0, 0].set_title("evaluation loss (dots: seeds, bars: mean and range)", fontsize="small")
-    axes[0, 1].axhline(1.0, color="tab:red", ls="--", lw=1.0)
-    axes[0, 1].set_title("agreement with one-step GD (1 = identical)", fontsize="small")
+        value = float(attrs[key])
+        loss_ax.axhline(value, color=colour, ls="--", lw=1.0, label=f"{text}: {value:.4g}")
+    loss_ax.legend(fontsize="x-small", loc="best")
+    loss_ax.set_title("evaluation loss (dots: seeds; bars: mean, range)", fontsize="small")
+    _seed_points(cosine_ax, regression["gradient_cosine"], kinds, palette)
+    cosine_ax.set_ylabel("cosine of ∂ŷ/∂x_q, model vs GD")
+    cosine_ax.axhline(1.0, color="tab:red", ls="--", lw=1.0)
+    cosine_ax.set_title("agreement with one-step GD (1 = identical)", fontsize="small")
 
     for ax, name in zip(axes[0, 2:], curves):
         _curve_panel(ax, regression[name], palette)
-        ax.set_xlabel("training step")
         if name == "train_loss":
             ax.set_ylabel("training loss ½(ŷ − y)²")
             if "gd_loss" in attrs:
@@ -645,11 +674,10 @@ def regression_vs_gd(regression: xr.Dataset, stem: str | os.PathLike) -> list[Pa
         else:
             ax.set_ylabel("cosine of ∂ŷ/∂x_q, model vs GD")
             ax.set_title("gradient cosine over training", fontsize="small")
-        ax.legend(fontsize="x-small", loc="best")
 
-    configs = ", ".join(sorted(_config_frame(regression["loss"])["model"].unique()))
-    _title(fig, f"In-context linear regression: model vs one step of gradient descent ({configs}; "
-                 f"{regression.sizes['seed']} seeds)")
+    _legend(fig, [Line2D([], [], color=palette[k], marker="o", ls="", label=f"{k} attention") for k in kinds])
+    _title(fig, "In-context linear regression: trained attention vs one step of gradient descent "
+                f"({regression.sizes['seed']} seeds per model)")
     return _save(fig, stem)
 
 
@@ -673,3 +701,37 @@ def render_all(hmm: xr.Dataset | None, readoff: xr.Dataset | None, regression: x
     if regression is not None:
         paths += regression_vs_gd(regression, outdir / "regression")
     return paths
+
+
+# Which store each figure reads: a family's combined store, or "model" for one model's own store.
+FIGURE_SOURCES: dict[str, str] = {
+    "attention_decay": "hmm",
+    "attention_decay_by_a": "hmm",
+    "decay_rates": "hmm",
+    "excess_heatmap": "hmm",
+    "belief_r2": "hmm",
+    "belief_simplex": "model",
+    "ablation_matrix": "hmm",
+    "readoff_accuracy": "readoff",
+    "readoff_preference": "readoff",
+    "regression": "regression",
+}
+_DRAW: dict[str, Callable[[xr.Dataset, str | os.PathLike], list[Path]]] = {
+    "attention_decay": attention_decay,
+    "attention_decay_by_a": attention_decay_by_a,
+    "decay_rates": decay_rates,
+    "excess_heatmap": excess_heatmap,
+    "belief_r2": belief_r2,
+    "belief_simplex": belief_simplex,
+    "ablation_matrix": ablation_matrix,
+    "readoff_accuracy": readoff_accuracy,
+    "readoff_preference": readoff_preference,
+    "regression": regression_vs_gd,
+}
+
+
+def draw(stem: str, store: xr.Dataset, path_stem: str | os.PathLike) -> list[Path]:
+    """Render one figure by its stem (a key of FIGURE_CAPTIONS) from the store it reads."""
+    if stem not in _DRAW:
+        raise ValueError(f"unknown figure {stem!r}; known: {', '.join(_DRAW)}")
+    return _DRAW[stem](store, path_stem)

@@ -7,6 +7,10 @@ per member by hand (``clip_grad_norm_per_member``). The learning rate warms up l
 follows a cosine from ``lr`` down to ``FINAL_LR_FRACTION * lr`` at the last step: decaying
 lets attention patterns settle once the loss has.
 
+On CPU each step runs as micro-batches (gradients summed over them) so that activations stay
+in cache; ``compile=True`` wraps the model in ``torch.compile`` (minutes of compile time per
+shape on a small CPU, repaid on long runs), falling back to eager execution if that fails.
+
 Data are infinite: a ``BatchSource`` draws new sequences every step from generators seeded by
 (member seed, step) alone. Nothing is cached, so a model cannot overfit a fixed set; a member's
 stream does not depend on its cohort; and a source needs no saved state to resume, which is
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -41,6 +46,10 @@ LOSSES = ("xent", "mse")
 DEVICES = ("auto", "cpu", "cuda")
 FINAL_LR_FRACTION = 0.1
 TRAIN_CHECKPOINT_FORMAT = "headshare.train-checkpoint/1"
+CPU_MICRO_BATCH = 128
+# Settings that change speed (and float rounding) but not the optimisation problem: a run
+# may resume under different values.
+EXECUTION_SETTINGS = ("device", "micro_batch", "compile")
 # Mixed into every training generator's seed so training streams never coincide with other
 # streams seeded by the same (seed, step) integers, such as evaluation sets.
 TRAIN_STREAM = 0x747261696E  # "train"
@@ -60,6 +69,8 @@ class TrainConfig:
     log_every: int = 50
     checkpoint_every: int = 500
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    micro_batch: int | None = None
+    compile: bool = False
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
@@ -78,6 +89,15 @@ class TrainConfig:
             raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip!r}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if self.micro_batch is not None and (not isinstance(self.micro_batch, int) or self.micro_batch < 1):
+            raise ValueError(f"micro_batch must be an integer >= 1 or None, got {self.micro_batch!r}")
+
+    def micro_batch_on(self, device: torch.device) -> int:
+        """Sequences per forward/backward pass: ``micro_batch`` if set, else CPU_MICRO_BATCH
+        on CPU (activations of a few MiB stay in cache) and the whole batch on CUDA."""
+        if self.micro_batch is not None:
+            return self.micro_batch
+        return CPU_MICRO_BATCH if device.type == "cpu" else self.batch_size
 
 
 @dataclass(frozen=True)
@@ -100,6 +120,13 @@ class Batch:
             self.targets.to(device, non_blocking=True),
             self.loss_positions.to(device),
         )
+
+    def split(self, size: int) -> list[Batch]:
+        """Consecutive slices of at most ``size`` sequences (along dim 1)."""
+        return [
+            Batch(inputs, targets, self.loss_positions)
+            for inputs, targets in zip(self.inputs.split(size, dim=1), self.targets.split(size, dim=1))
+        ]
 
 
 class BatchSource(Protocol):
@@ -334,6 +361,8 @@ def train_ensemble(
         raise ValueError(f"need one name per member ({model.n_members}), got {len(names)}")
     device = resolve_device(cfg.device)
     model.to(device)
+    forward = _CompiledOrEager(model) if cfg.compile else model
+    micro_batch = cfg.micro_batch_on(device)
     optimizer = make_optimizer(model, cfg)
     params = list(model.parameters())
     curve = _Curve(model.n_members, device)
@@ -349,10 +378,9 @@ def train_ensemble(
                 raise ValueError(f"source gave batch size {batch.inputs.shape[1]}, config says {cfg.batch_size}")
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, cfg)
-            losses = per_member_loss(model(batch.inputs), batch, loss)
-            _check_finite(losses, names, step)
             optimizer.zero_grad(set_to_none=True)
-            losses.sum().backward()
+            losses = _backward(forward, batch, loss, micro_batch)
+            _check_finite(losses, names, step)
             if cfg.grad_clip is not None:
                 clip_grad_norm_per_member(params, cfg.grad_clip)
             optimizer.step()
@@ -364,6 +392,36 @@ def train_ensemble(
                 _save(checkpoint_path, model, optimizer, curve, cfg, names, done)
             bar.update(1)
     return curve.result(names)
+
+
+def _backward(forward: Callable[[Tensor], Tensor], batch: Batch, loss: str, micro_batch: int) -> Tensor:
+    """Backpropagate the sum over members of each member's mean loss, micro-batch by
+    micro-batch (each weighted by its share of the batch); returns the losses [E]."""
+    total = None
+    for part in batch.split(micro_batch):
+        share = part.inputs.shape[1] / batch.inputs.shape[1]
+        part_losses = per_member_loss(forward(part.inputs), part, loss) * share
+        part_losses.sum().backward()
+        total = part_losses.detach() if total is None else total + part_losses.detach()
+    return total
+
+
+class _CompiledOrEager:
+    """``torch.compile(model)``, or the model itself once compiling has failed (no compiler,
+    unsupported platform), with a warning."""
+
+    def __init__(self, model: EnsembleTransformer) -> None:
+        self.model = model
+        self.compiled: Callable[[Tensor], Tensor] | None = torch.compile(model)
+
+    def __call__(self, inputs: Tensor) -> Tensor:
+        if self.compiled is not None:
+            try:
+                return self.compiled(inputs)
+            except Exception as error:  # compiler failures come in many types
+                warnings.warn(f"torch.compile failed, training eagerly instead: {error}", RuntimeWarning)
+                self.compiled = None
+        return self.model(inputs)
 
 
 class _Curve:
@@ -414,9 +472,10 @@ def _check_finite(losses: Tensor, names: list[str], step: int) -> None:
 
 
 def _comparable(cfg: TrainConfig) -> dict[str, Any]:
-    """The settings a resumed run must share with the saved one (the device may change)."""
+    """The settings a resumed run must share with the saved one."""
     settings = asdict(cfg)
-    settings.pop("device")
+    for name in EXECUTION_SETTINGS:
+        settings.pop(name)
     settings["betas"] = tuple(settings["betas"])
     return settings
 

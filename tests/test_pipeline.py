@@ -20,10 +20,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def data_workdir(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("data-stage")
-    run_snakemake(workdir, "data")
-    return workdir
+def data_workdir(smoke_pipeline: Path) -> Path:
+    return smoke_pipeline
 
 
 def planned_jobs(output: str) -> dict[str, int]:
@@ -78,9 +76,41 @@ def readme_python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
 
 
-def test_readme_snippet_runs_on_the_data_stage(data_workdir: Path, monkeypatch):
+def test_readme_snippets_run_on_the_smoke_results(data_workdir: Path, monkeypatch):
     blocks = readme_python_blocks()
     assert blocks, "the README must show how to open a store in xarray"
     monkeypatch.chdir(data_workdir)
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})
+
+
+def test_every_stage_produced_its_artifacts(smoke_pipeline: Path):
+    smoke = yaml.safe_load(SMOKE_CONFIG.read_text())
+    results = smoke_pipeline / "results"
+    n_hmm = (
+        len(smoke["hmm"]["conditions"]) * len(smoke["hmm"]["loss_positions"])
+        * len(smoke["hmm"]["grid"]["n_heads"]) * len(smoke["hmm"]["grid"]["d_head"])
+        * len(smoke["hmm"]["emission_fidelity"]) * len(smoke["hmm"]["grid"]["seeds"])
+    )
+    assert len(list((results / "models" / "hmm").rglob("model.pt"))) == n_hmm
+    assert len(list((results / "extract" / "hmm").rglob("*.zarr"))) == n_hmm
+    for family in ("hmm", "readoff", "regression"):
+        assert (results / f"{family}.zarr").is_dir()
+    figures = sorted(path.name for path in (results / "figures").iterdir())
+    assert figures and all((results / "figures" / name).stat().st_size > 1000 for name in figures)
+    assert {name.rsplit(".", 1)[1] for name in figures} == {"png", "pdf"}
+    scores = (results / "scores.md").read_text()
+    assert "confirmed" in scores or "refuted" in scores or "inconclusive" in scores
+
+
+@pytest.mark.parametrize("family", ["hmm", "readoff", "regression"])
+def test_combined_store_selects_on_every_grid_axis(smoke_pipeline: Path, family: str):
+    from headshare.combine import GRID_AXES
+
+    combined = xr.open_zarr(smoke_pipeline / f"results/{family}.zarr")
+    assert combined.attrs["family"] == family and combined.attrs["git_revision"]
+    for axis in GRID_AXES[family]:
+        value = combined[axis].values[0]
+        selected = combined.sel({axis: value})
+        assert axis not in selected.dims
+        assert selected.sizes == {dim: size for dim, size in combined.sizes.items() if dim != axis}
