@@ -115,3 +115,12 @@ def test_product_token_frequencies_are_the_product_process_ones():
 def test_sizes_must_be_positive(n_seq, length):
     with pytest.raises(ValueError, match=f"n_seq={n_seq}"):
         sample_hmm(mess3(0.7, 0.85), n_seq, length, np.random.default_rng(0))
+
+
+def test_token_only_product_sampler_draws_the_same_tokens():
+    from headshare.data.hmm import sample_product, sample_product_tokens
+
+    p1, p2 = mess3(0.7, 0.85), two_state(-0.5, 0.8)
+    full = sample_product(p1, p2, 300, 9, np.random.default_rng(7))
+    tokens = sample_product_tokens(p1, p2, 300, 9, np.random.default_rng(7))
+    np.testing.assert_array_equal(tokens, full.tokens)

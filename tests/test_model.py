@@ -116,6 +116,7 @@ def test_ensemble_losses_and_gradients_equal_separate_models(kwargs):
 
         def loss_fn(logits, y):
             return F.cross_entropy(logits.reshape(-1, cfg.d_out), y.reshape(-1))
+
     else:
         targets = torch.randn(3, 8, generator=g, dtype=torch.float64)
 
@@ -224,7 +225,9 @@ def test_mean_ablation_writes_the_fill_value():
     _, ablated = model.run_with_cache(inputs, ["blocks.0.hook_attn_out"], head_mask=mask, z_fill=z_mean)
     W_O = model.blocks[0].attn.W_O.detach()  # [E, H, dh, d]
     fill_out = torch.einsum("etd,edm->etm", z_mean[:, 0, :, 2], W_O[:, 2])
-    expected = cache["blocks.0.hook_attn_out"] - cache["blocks.0.attn.hook_result"][:, :, :, 2] + fill_out[:, None]
+    expected = (
+        cache["blocks.0.hook_attn_out"] - cache["blocks.0.attn.hook_result"][:, :, :, 2] + fill_out[:, None]
+    )
     torch.testing.assert_close(ablated["blocks.0.hook_attn_out"], expected)
 
 
@@ -247,9 +250,25 @@ def test_bad_inputs_are_rejected():
     model = EnsembleTransformer.from_seeds(ModelConfig(**TOKEN_CFG), [0, 1])
     with pytest.raises(ValueError, match="E=2"):
         model(torch.zeros(3, 1, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="tokens must lie in 0..4"):
+        model(torch.full((2, 1, 4), 5))
     with pytest.raises(ValueError, match="sequence length"):
         model(torch.zeros(2, 1, 7, dtype=torch.long))
     with pytest.raises(ValueError, match="head_mask"):
         model(torch.zeros(2, 1, 4, dtype=torch.long), head_mask=torch.ones(2, 3))
     with pytest.raises(ValueError, match="unknown hook"):
         model.run_with_cache(torch.zeros(2, 1, 4, dtype=torch.long), ["blocks.0.hook_nope"])
+
+
+def test_gradients_match_finite_differences():
+    cfg = ModelConfig(input_dim=3, n_ctx=4, d_model=6, n_heads=2, d_head=2, d_out=2, mlp=True, layernorm=True)
+    model = randomised(cfg, [0, 1])
+    inputs = make_inputs(cfg, 2, 2).requires_grad_()
+    params = dict(model.named_parameters())
+    names = ["W_U", "b_U", "blocks.0.attn.W_QKV", "W_E"]
+
+    def logits(x, *values):
+        return torch.func.functional_call(model, dict(zip(names, values)), (x,))
+
+    values = tuple(params[n].detach().requires_grad_() for n in names)
+    assert torch.autograd.gradcheck(logits, (inputs, *values), fast_mode=True)

@@ -20,7 +20,6 @@ from snakemake.profiles import ProfileConfigFileParser
 from conftest import PROJECT_ROOT, run_snakemake
 
 SLURM_PROFILE = PROJECT_ROOT / "profiles" / "slurm"
-LOCAL_PROFILE = PROJECT_ROOT / "profiles" / "default"
 CLUSTER_SCRIPT = PROJECT_ROOT / ".ci" / "slurm-cluster.sh"
 SITE_VARIABLES = ("HEADSHARE_SLURM_PARTITION", "HEADSHARE_SLURM_GPU_PARTITION", "HEADSHARE_SLURM_ACCOUNT")
 TRAINING_RULES = ("train_hmm", "train_readoff", "train_regression")
@@ -107,14 +106,15 @@ def produced_files(workdir: Path) -> set[Path]:
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Object at .snakemake_timestamp:UserWarning")
-def test_smoke_pipeline_runs_through_sbatch_and_matches_local_run(slurm_cluster, tmp_path, monkeypatch):
+def test_smoke_pipeline_runs_through_sbatch_and_matches_local_run(
+    slurm_cluster, smoke_pipeline: Path, tmp_path, monkeypatch
+):
     for name in SITE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    on_slurm, local = tmp_path / "slurm", tmp_path / "local"
+    on_slurm, local = tmp_path / "slurm", smoke_pipeline
     result = run_snakemake(
         on_slurm, "--workflow-profile", str(SLURM_PROFILE), *NO_ACCOUNTING_OPTIONS, timeout=PIPELINE_TIMEOUT_S
     )
-    run_snakemake(local, "--workflow-profile", str(LOCAL_PROFILE), timeout=PIPELINE_TIMEOUT_S)
 
     submitted = set(re.findall(r"submitted with SLURM jobid (\d+)", result.stdout + result.stderr))
     log_root = on_slurm / ".snakemake" / "slurm_logs"

@@ -29,7 +29,6 @@ from headshare.training import (
 )
 
 
-
 @pytest.fixture(autouse=True)
 def one_thread():
     """These models are tiny: a second intra-op thread only adds synchronisation per op,
@@ -64,7 +63,9 @@ class MarkovSource:
                 x[:, t + 1] = (u > np.cumsum(TRANSITION[x[:, t]], axis=1)).sum(1)
             chains.append(x)
         tokens = torch.from_numpy(np.stack(chains))
-        return Batch(tokens[:, :, :-1].contiguous(), tokens[:, :, 1:].contiguous(), loss_positions(self.n_ctx, False))
+        return Batch(
+            tokens[:, :, :-1].contiguous(), tokens[:, :, 1:].contiguous(), loss_positions(self.n_ctx, False)
+        )
 
 
 def entropy_rate() -> float:
@@ -110,7 +111,10 @@ def test_training_approaches_the_entropy_rate():
 def test_per_member_clipping_matches_torch_on_each_member():
     g = torch.Generator().manual_seed(0)
     shapes = [(3, 4, 5), (3, 7)]
-    grads = [torch.randn(s, generator=g) * torch.tensor([0.01, 1.0, 30.0]).view(3, *[1] * (len(s) - 1)) for s in shapes]
+    grads = [
+        torch.randn(s, generator=g) * torch.tensor([0.01, 1.0, 30.0]).view(3, *[1] * (len(s) - 1))
+        for s in shapes
+    ]
     stacked = [torch.nn.Parameter(torch.zeros(s)) for s in shapes]
     for p, grad in zip(stacked, grads):
         p.grad = grad.clone()
@@ -126,7 +130,9 @@ def test_per_member_clipping_matches_torch_on_each_member():
 
 def test_ensemble_training_equals_separate_plain_training():
     """Each member trained in the ensemble ends where a plain torch loop on it alone ends."""
-    cfg = TrainConfig(steps=6, batch_size=16, lr=5e-3, warmup_steps=2, weight_decay=0.1, grad_clip=0.3, device="cpu")
+    cfg = TrainConfig(
+        steps=6, batch_size=16, lr=5e-3, warmup_steps=2, weight_decay=0.1, grad_clip=0.3, device="cpu"
+    )
     seeds = (3, 4)
     source = MarkovSource(seeds, batch_size=16, n_ctx=SMALL.n_ctx)
     ensemble = EnsembleTransformer.from_seeds(SMALL, seeds)
@@ -139,7 +145,11 @@ def test_ensemble_training_equals_separate_plain_training():
             [{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}], lr=5e-3
         )
         for step in range(cfg.steps):
-            lr = 5e-3 * (step + 1) / 2 if step < 2 else 5e-4 + 4.5e-3 * 0.5 * (1 + math.cos(math.pi * (step - 2) / 3))
+            lr = (
+                5e-3 * (step + 1) / 2
+                if step < 2
+                else 5e-4 + 4.5e-3 * 0.5 * (1 + math.cos(math.pi * (step - 2) / 3))
+            )
             for group in opt.param_groups:
                 group["lr"] = lr
             batch = MarkovSource((seed,), batch_size=16, n_ctx=SMALL.n_ctx)(step)
@@ -163,7 +173,14 @@ def test_micro_batches_give_the_whole_batch_gradient():
     results = []
     for micro_batch in (16, 5):
         model = EnsembleTransformer.from_seeds(SMALL, [1, 2])
-        curve = train_ensemble(model, source, TrainConfig(**base, micro_batch=micro_batch), "xent", model_names=["a", "b"], progress=False)
+        curve = train_ensemble(
+            model,
+            source,
+            TrainConfig(**base, micro_batch=micro_batch),
+            "xent",
+            model_names=["a", "b"],
+            progress=False,
+        )
         results.append((model, curve))
     (whole, whole_curve), (split, split_curve) = results
     np.testing.assert_allclose(split_curve.losses, whole_curve.losses, rtol=1e-5)
@@ -187,7 +204,14 @@ def test_failed_compile_falls_back_to_eager(monkeypatch):
     train_ensemble(eager, source, cfg, "xent", model_names=["a"], progress=False)
     fallback = EnsembleTransformer.from_seeds(SMALL, [1])
     with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
-        train_ensemble(fallback, source, TrainConfig(**{**cfg.__dict__, "compile": True}), "xent", model_names=["a"], progress=False)
+        train_ensemble(
+            fallback,
+            source,
+            TrainConfig(**{**cfg.__dict__, "compile": True}),
+            "xent",
+            model_names=["a"],
+            progress=False,
+        )
     for a, b in zip(eager.parameters(), fallback.parameters()):
         assert torch.equal(a, b)
 
@@ -208,7 +232,9 @@ class InterruptAt:
 
 
 def test_resume_after_interruption_is_bit_identical(tmp_path):
-    cfg = TrainConfig(steps=20, batch_size=8, lr=1e-2, warmup_steps=3, log_every=3, checkpoint_every=4, device="cpu")
+    cfg = TrainConfig(
+        steps=20, batch_size=8, lr=1e-2, warmup_steps=3, log_every=3, checkpoint_every=4, device="cpu"
+    )
     source = MarkovSource((5, 6), batch_size=8, n_ctx=SMALL.n_ctx)
     names = ["x", "y"]
     straight = EnsembleTransformer.from_seeds(SMALL, [5, 6])
@@ -217,10 +243,20 @@ def test_resume_after_interruption_is_bit_identical(tmp_path):
     path = tmp_path / "run" / "ckpt.pt"
     with pytest.raises(Interrupt):
         first = EnsembleTransformer.from_seeds(SMALL, [5, 6])
-        train_ensemble(first, InterruptAt(source, 13), cfg, "xent", model_names=names, progress=False, checkpoint_path=path)
+        train_ensemble(
+            first,
+            InterruptAt(source, 13),
+            cfg,
+            "xent",
+            model_names=names,
+            progress=False,
+            checkpoint_path=path,
+        )
     assert torch.load(path, weights_only=True)["step"] == 12
     resumed = EnsembleTransformer.from_seeds(SMALL, [5, 6])
-    result = train_ensemble(resumed, source, cfg, "xent", model_names=names, progress=False, checkpoint_path=path)
+    result = train_ensemble(
+        resumed, source, cfg, "xent", model_names=names, progress=False, checkpoint_path=path
+    )
     for name, value in straight.state_dict().items():
         assert torch.equal(resumed.state_dict()[name], value), name
     assert np.array_equal(result.log_steps, expected.log_steps)
@@ -229,7 +265,9 @@ def test_resume_after_interruption_is_bit_identical(tmp_path):
 
     with pytest.raises(CheckpointMismatchError, match="training settings"):
         other = TrainConfig(**{**cfg.__dict__, "lr": 2e-2})
-        train_ensemble(resumed, source, other, "xent", model_names=names, progress=False, checkpoint_path=path)
+        train_ensemble(
+            resumed, source, other, "xent", model_names=names, progress=False, checkpoint_path=path
+        )
 
 
 @dataclass(frozen=True)
@@ -249,7 +287,9 @@ def test_non_finite_loss_names_model_and_step():
     model = EnsembleTransformer.from_seeds(cfg, [0, 1, 2])
     train_cfg = TrainConfig(steps=10, batch_size=4, device="cpu")
     with pytest.raises(NonFiniteLossError, match=r"step 3 .*'beta'") as info:
-        train_ensemble(model, NaNSource(1, 3), train_cfg, "mse", model_names=["alpha", "beta", "gamma"], progress=False)
+        train_ensemble(
+            model, NaNSource(1, 3), train_cfg, "mse", model_names=["alpha", "beta", "gamma"], progress=False
+        )
     assert "alpha" not in str(info.value) and "gamma" not in str(info.value)
 
 
@@ -262,7 +302,9 @@ def test_mse_loss_is_half_the_mean_squared_error_at_the_query():
 def test_xent_loss_uses_only_the_loss_positions():
     logits = torch.zeros(1, 1, 3, 4)
     logits[0, 0, 2] = torch.tensor([0.0, math.log(3.0), 0.0, 0.0])
-    batch = Batch(torch.zeros(1, 1, 3, dtype=torch.long), torch.tensor([[[0, 0, 1]]]), loss_positions(3, last_only=True))
+    batch = Batch(
+        torch.zeros(1, 1, 3, dtype=torch.long), torch.tensor([[[0, 0, 1]]]), loss_positions(3, last_only=True)
+    )
     assert per_member_loss(logits, batch, "xent").item() == pytest.approx(-math.log(3.0 / 6.0))
 
 
@@ -284,7 +326,9 @@ def test_checkpoint_round_trip_and_mismatch_errors(tmp_path):
         load_ensemble(path, wider)
     raw["model"]["W_U"] = torch.zeros(2, 16, 5)
     save_atomic(raw, tmp_path / "bad.pt")
-    with pytest.raises(CheckpointMismatchError, match=r"bad\.pt.*W_U: expected \(2, 16, 3\), found \(2, 16, 5\)"):
+    with pytest.raises(
+        CheckpointMismatchError, match=r"bad\.pt.*W_U: expected \(2, 16, 3\), found \(2, 16, 5\)"
+    ):
         load_ensemble(tmp_path / "bad.pt", SMALL)
     with pytest.raises(CheckpointMismatchError, match="holds 2 members, expected 3"):
         load_ensemble(path, SMALL, n_members=3)

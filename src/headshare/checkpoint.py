@@ -68,7 +68,9 @@ def check_model_state(
         raise CheckpointMismatchError(f"checkpoint {path} has a different model config ({details})")
     if n_members is None:
         n_members = next(iter(state.values())).shape[0] if state else 1
-    expected_shapes = {k: tuple(v.shape) for k, v in EnsembleTransformer(expected, n_members).state_dict().items()}
+    expected_shapes = {
+        k: tuple(v.shape) for k, v in EnsembleTransformer(expected, n_members).state_dict().items()
+    }
     found_shapes = {k: tuple(v.shape) for k, v in state.items()}
     if expected_shapes != found_shapes:
         problems = [
@@ -81,9 +83,7 @@ def check_model_state(
         )
 
 
-def save_ensemble(
-    path: str | os.PathLike, model: EnsembleTransformer, model_names: Sequence[str]
-) -> None:
+def save_ensemble(path: str | os.PathLike, model: EnsembleTransformer, model_names: Sequence[str]) -> None:
     """Write the ensemble's weights, its config and one name per member."""
     if len(model_names) != model.n_members:
         raise ValueError(f"need one name per member ({model.n_members}), got {len(model_names)}")
@@ -113,9 +113,7 @@ def load_ensemble(
         )
     names = list(payload["model_names"])
     if n_members is not None and n_members != len(names):
-        raise CheckpointMismatchError(
-            f"checkpoint {path} holds {len(names)} members, expected {n_members}"
-        )
+        raise CheckpointMismatchError(f"checkpoint {path} holds {len(names)} members, expected {n_members}")
     check_model_state(path, expected, payload["model_config"], payload["model"], len(names))
     model = EnsembleTransformer(expected, len(names))
     model.load_state_dict(payload["model"])

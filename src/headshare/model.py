@@ -121,6 +121,33 @@ def _gather_rows(table: Tensor, rows: Tensor) -> Tensor:
     return torch.index_select(table.reshape(E * R, d), 0, flat_rows.reshape(-1)).view(*rows.shape, d)
 
 
+class _ClassFirstAffine(torch.autograd.Function):
+    """Per-member ``x @ W + b`` returned class-first: x [E, N, d], W [E, d, C] -> [E, C, N].
+
+    With C (d_out) small, BLAS runs the transposed products W^T x^T and g x about twice as
+    fast as x W and x^T g. Autograd's own backward of W^T x^T would return the input gradient
+    transposed, costing a full-size copy; this backward writes every gradient contiguously.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Tensor, W: Tensor, b: Tensor) -> Tensor:
+        return torch.baddbmm(b.unsqueeze(-1), W.transpose(1, 2), x.transpose(1, 2))
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple[Tensor, Tensor, Tensor], output: Tensor) -> None:
+        x, W, _ = inputs
+        ctx.save_for_backward(x, W)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # grad [E, C, N]
+        x, W = ctx.saved_tensors
+        grad_x = torch.bmm(grad.transpose(1, 2), W.transpose(1, 2))  # [E, N, d]
+        grad_W = torch.bmm(grad, x).transpose(1, 2).contiguous()  # [E, d, C]
+        return grad_x, grad_W, grad.sum(-1)
+
+
 class HookPoint(nn.Module):
     """Identity on the forward pass; a function set in ``fn`` sees (and may replace) the value."""
 
@@ -167,7 +194,9 @@ class Attention(nn.Module):
         if cfg.attention == "softmax":
             # Added to the scores: 0 where visible, -inf where the key lies in the future.
             future = torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool).triu(1)
-            self.register_buffer("mask", torch.zeros(cfg.n_ctx, cfg.n_ctx).masked_fill(future, float("-inf")), persistent=False)
+            self.register_buffer(
+                "mask", torch.zeros(cfg.n_ctx, cfg.n_ctx).masked_fill(future, float("-inf")), persistent=False
+            )
         else:
             # Divides the lower-triangular scores: query position t sees t + 1 keys.
             self.register_buffer("n_visible", torch.arange(1.0, cfg.n_ctx + 1).view(-1, 1), persistent=False)
@@ -195,9 +224,7 @@ class Attention(nn.Module):
     def W_V(self) -> Tensor:
         return self._qkv_view(2)
 
-    def forward(
-        self, x: Tensor, head_mask: Tensor | None = None, z_fill: Tensor | None = None
-    ) -> Tensor:
+    def forward(self, x: Tensor, head_mask: Tensor | None = None, z_fill: Tensor | None = None) -> Tensor:
         """x [E, B, T, d_model] -> attention output [E, B, T, d_model].
 
         ``head_mask`` [E, H] scales each head's z (hence its output, which is linear in z);
@@ -258,9 +285,7 @@ class Block(nn.Module):
             self.hook_resid_mid = HookPoint()  # [E, B, T, d_model]
             self.hook_mlp_out = HookPoint()  # [E, B, T, d_model]
 
-    def forward(
-        self, x: Tensor, head_mask: Tensor | None = None, z_fill: Tensor | None = None
-    ) -> Tensor:
+    def forward(self, x: Tensor, head_mask: Tensor | None = None, z_fill: Tensor | None = None) -> Tensor:
         x = self.hook_resid_pre(x)
         x = x + self.hook_attn_out(self.attn(self.ln1(x), head_mask, z_fill))
         if hasattr(self, "mlp"):
@@ -302,9 +327,7 @@ class EnsembleTransformer(nn.Module):
         return cls.from_members(cfg, [init_member_state(cfg, seed) for seed in seeds])
 
     @classmethod
-    def from_members(
-        cls, cfg: ModelConfig, members: Sequence[dict[str, Tensor]]
-    ) -> EnsembleTransformer:
+    def from_members(cls, cfg: ModelConfig, members: Sequence[dict[str, Tensor]]) -> EnsembleTransformer:
         """Stack per-member state dicts (as from ``member_state_dict``) into one ensemble,
         keeping their dtype and device."""
         if not members:
@@ -380,15 +403,20 @@ class EnsembleTransformer(nn.Module):
             )
         if not 1 <= inputs.shape[2] <= cfg.n_ctx:
             raise ValueError(f"sequence length must lie in 1..{cfg.n_ctx}, got {inputs.shape[2]}")
+        # Out-of-range tokens would silently read another member's rows of the flat table.
+        # Checked in eager mode only: under torch.compile the data-dependent branch would
+        # split the graph.
+        in_range = continuous or torch.compiler.is_compiling()
+        if not in_range and not bool(((inputs >= 0) & (inputs < cfg.vocab_size)).all()):
+            raise ValueError(
+                f"tokens must lie in 0..{cfg.vocab_size - 1}, got values in {inputs.min().item()}..{inputs.max().item()}"
+            )
 
     def _unembed(self, x: Tensor) -> Tensor:
-        """Logits [E, B, T, d_out], computed as W_U^T @ x^T: with d_out this small, BLAS runs
-        the transposed product about twice as fast. The result is a view of an
-        [E, d_out, B, T] tensor, the layout ``F.cross_entropy`` wants after ``permute(0, 3, 1, 2)``."""
+        """Logits [E, B, T, d_out]: a view of an [E, d_out, B, T] tensor, the layout
+        ``F.cross_entropy`` takes after ``permute(0, 3, 1, 2)``."""
         E, B, T, d = x.shape
-        flat = torch.baddbmm(
-            self.b_U.unsqueeze(-1), self.W_U.transpose(1, 2), x.reshape(E, B * T, d).transpose(1, 2)
-        )
+        flat = _ClassFirstAffine.apply(x.reshape(E, B * T, d), self.W_U, self.b_U)
         return flat.view(E, -1, B, T).permute(0, 2, 3, 1)
 
     def _check_ablation(self, head_mask: Tensor | None, z_fill: Tensor | None, T: int) -> None:

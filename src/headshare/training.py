@@ -160,7 +160,7 @@ class HMMSource:
     """Next-token prediction on sequences of the product of two HMMs, one pair per member.
 
     Draws n_ctx + 1 tokens, feeds x[:-1] and predicts x[1:], so every attention source is a
-    real token and position t's optimum is H(X_{t+2} | X_1..X_{t+1}).
+    real token and the optimum at (0-based) position t is H(X_{t+2} | X_1..X_{t+1}).
     """
 
     processes: Sequence[tuple[Any, Any]]
@@ -171,14 +171,16 @@ class HMMSource:
 
     def __post_init__(self) -> None:
         if len(self.processes) != len(self.seeds):
-            raise ValueError(f"need one process pair per seed: {len(self.processes)} pairs, {len(self.seeds)} seeds")
+            raise ValueError(
+                f"need one process pair per seed: {len(self.processes)} pairs, {len(self.seeds)} seeds"
+            )
 
     def __call__(self, step: int) -> Batch:
-        from headshare.data.hmm import sample_product
+        from headshare.data.hmm import sample_product_tokens
 
         def draw(index: int, rng: np.random.Generator) -> np.ndarray:
             p1, p2 = self.processes[index]
-            return sample_product(p1, p2, self.batch_size, self.n_ctx + 1, rng).tokens
+            return sample_product_tokens(p1, p2, self.batch_size, self.n_ctx + 1, rng)
 
         tokens = torch.from_numpy(np.stack(_per_member(draw, self.seeds, step)))
         return Batch(
@@ -273,7 +275,7 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def resolve_device(device: str) -> torch.device:
-    """"auto" -> cuda if available, else cpu."""
+    """The torch device for a ``TrainConfig.device`` value: "auto" is cuda if available, else cpu."""
     if device not in DEVICES:
         raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
     if device == "auto":
@@ -306,7 +308,11 @@ def per_member_loss(logits: Tensor, batch: Batch, loss: str) -> Tensor:
     if len(selected) < logits.shape[2]:
         logits = logits.index_select(2, selected)
     if loss == "xent":
-        targets = batch.targets if len(selected) == batch.targets.shape[2] else batch.targets.index_select(2, selected)
+        targets = (
+            batch.targets
+            if len(selected) == batch.targets.shape[2]
+            else batch.targets.index_select(2, selected)
+        )
         return F.cross_entropy(logits.permute(0, 3, 1, 2), targets, reduction="none").mean((1, 2))
     if logits.shape[2] != 1 or logits.shape[3] != 1:
         raise ValueError(f"mse needs d_out=1 and one loss position, got logits {tuple(logits.shape)}")
@@ -370,12 +376,16 @@ def train_ensemble(
     if checkpoint_path is not None and Path(checkpoint_path).exists():
         start = _resume(checkpoint_path, model, optimizer, curve, cfg, names, device)
 
-    bar = tqdm(total=cfg.steps, initial=start, desc=f"{model.n_members} models", unit="step", disable=not progress)
+    bar = tqdm(
+        total=cfg.steps, initial=start, desc=f"{model.n_members} models", unit="step", disable=not progress
+    )
     with Prefetcher(source, end=cfg.steps) as batches, bar:
         for step in range(start, cfg.steps):
             batch = batches(step).to(device)
             if batch.inputs.shape[1] != cfg.batch_size:
-                raise ValueError(f"source gave batch size {batch.inputs.shape[1]}, config says {cfg.batch_size}")
+                raise ValueError(
+                    f"source gave batch size {batch.inputs.shape[1]}, config says {cfg.batch_size}"
+                )
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, cfg)
             optimizer.zero_grad(set_to_none=True)
@@ -448,7 +458,9 @@ class _Curve:
     def state(self) -> dict[str, Any]:
         return {
             "log_steps": torch.tensor(self.steps, dtype=torch.int64),
-            "log_losses": torch.stack(self.means) if self.means else self.window_sum.new_zeros(0, len(self.window_sum)),
+            "log_losses": (
+                torch.stack(self.means) if self.means else self.window_sum.new_zeros(0, len(self.window_sum))
+            ),
             "window_sum": self.window_sum,
             "window_count": self.window_count,
         }

@@ -37,8 +37,8 @@ def _check_sizes(n_seq: int, length: int) -> None:
         raise ValueError(f"n_seq={n_seq} and length={length} must both be >= 1")
 
 
-def sample_hmm(hmm: HMM, n_seq: int, length: int, rng: np.random.Generator) -> HMMSample:
-    """Draw ``n_seq`` sequences from stationarity; loops over positions, never over sequences."""
+def _sample_path(hmm: HMM, n_seq: int, length: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens and hidden states, both (length, n_seq): position-major so each step streams over sequences."""
     _check_sizes(n_seq, length)
     n_states = hmm.n_states
     # Column i: cumulative distribution of the joint outcome (token k, next state j) from state i, row k*m + j.
@@ -48,20 +48,34 @@ def sample_hmm(hmm: HMM, n_seq: int, length: int, rng: np.random.Generator) -> H
     n_outcomes = hmm.n_tokens * n_states
     token_of, state_of = np.divmod(np.arange(n_outcomes), n_states)
     count_dtype = np.uint8 if n_outcomes <= np.iinfo(np.uint8).max else np.int64  # narrow sums are faster
-    stationary = hmm.stationary()
-    state = rng.choice(n_states, size=n_seq, p=stationary)
-    belief = np.broadcast_to(stationary, (n_seq, n_states))
+    state = rng.choice(n_states, size=n_seq, p=hmm.stationary())
     uniforms = rng.random((length, n_seq))
     tokens = np.empty((length, n_seq), dtype=np.int64)
     states = np.empty((length, n_seq), dtype=np.int64)
-    beliefs = np.empty((length, n_states, n_seq))
     for t in range(length):
         outcome = (uniforms[t] >= np.take(cumulative, state, axis=1)).sum(axis=0, dtype=count_dtype)
         tokens[t] = np.take(token_of, outcome)
         states[t] = state = np.take(state_of, outcome)
+    return tokens, states
+
+
+def sample_hmm(hmm: HMM, n_seq: int, length: int, rng: np.random.Generator) -> HMMSample:
+    """Draw ``n_seq`` sequences from stationarity; loops over positions, never over sequences."""
+    tokens, states = _sample_path(hmm, n_seq, length, rng)
+    belief = np.broadcast_to(hmm.stationary(), (n_seq, hmm.n_states))
+    beliefs = np.empty((length, hmm.n_states, n_seq))
+    for t in range(length):
         belief = hmm.update(belief, tokens[t])
         beliefs[t] = belief.T
     return HMMSample(tokens=tokens.T, states=states.T, beliefs=beliefs.transpose(2, 0, 1))
+
+
+def sample_product_tokens(p1: HMM, p2: HMM, n_seq: int, length: int, rng: np.random.Generator) -> np.ndarray:
+    """Joint tokens only, (n_seq, length): the same draws as :func:`sample_product` without the beliefs,
+    for training, which needs nothing else."""
+    first, _ = _sample_path(p1, n_seq, length, rng)
+    second, _ = _sample_path(p2, n_seq, length, rng)
+    return (first * p2.n_tokens + second).T
 
 
 def sample_product(p1: HMM, p2: HMM, n_seq: int, length: int, rng: np.random.Generator) -> ProductSample:
