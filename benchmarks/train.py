@@ -120,7 +120,7 @@ def loop_trainer(batch_size: int, steps: int) -> Callable[[], float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch intra-op threads")
-    parser.add_argument("--rounds", type=int, default=6, help="interleaved repetitions of every measurement")
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved repetitions of every measurement")
     parser.add_argument("--compile", action="store_true", help="also measure the trainer with torch.compile")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -117,10 +117,11 @@ def test_sizes_must_be_positive(n_seq, length):
         sample_hmm(mess3(0.7, 0.85), n_seq, length, np.random.default_rng(0))
 
 
-def test_token_only_product_sampler_draws_the_same_tokens():
+def test_token_only_sampler_of_several_products_draws_each_one_independently():
     from headshare.data.hmm import sample_product, sample_product_tokens
 
-    p1, p2 = mess3(0.7, 0.85), two_state(-0.5, 0.8)
-    full = sample_product(p1, p2, 300, 9, np.random.default_rng(7))
-    tokens = sample_product_tokens(p1, p2, 300, 9, np.random.default_rng(7))
-    np.testing.assert_array_equal(tokens, full.tokens)
+    pairs = [(mess3(0.7, 0.85), mess3(-0.3, 0.6)), (mess3(0.2, 0.9), mess3(0.5, 0.4))]
+    tokens = sample_product_tokens(pairs, 300, 9, [np.random.default_rng(seed) for seed in (7, 8)])
+    for index, (p1, p2) in enumerate(pairs):
+        alone = sample_product(p1, p2, 300, 9, np.random.default_rng(7 + index))
+        np.testing.assert_array_equal(tokens[index], alone.tokens)

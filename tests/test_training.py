@@ -348,18 +348,17 @@ def fake_module(monkeypatch, name, **functions):
     monkeypatch.setitem(sys.modules, name, module)
 
 
-def test_hmm_source_shifts_and_keeps_member_streams_independent(monkeypatch):
-    def sample_product(p1, p2, n_seq, length, rng):
-        return types.SimpleNamespace(tokens=p1 * 100 + p2 * 10 + rng.integers(0, 9, (n_seq, length)))
+def test_hmm_source_shifts_and_keeps_member_streams_independent():
+    from headshare.processes import mess3
 
-    fake_module(monkeypatch, "headshare.data.hmm", sample_product=sample_product)
-    cohort = HMMSource([(1, 2), (3, 4)], seeds=[7, 9], batch_size=5, n_ctx=6)(step=2)
-    alone = HMMSource([(3, 4)], seeds=[9], batch_size=5, n_ctx=6)(step=2)
+    first, second = (mess3(0.7, 0.85), mess3(0.3, 0.85)), (mess3(-0.3, 0.6), mess3(0.5, 0.9))
+    cohort = HMMSource([first, second], seeds=[7, 9], batch_size=5, n_ctx=6)(step=2)
+    alone = HMMSource([second], seeds=[9], batch_size=5, n_ctx=6)(step=2)
     assert cohort.inputs.shape == cohort.targets.shape == (2, 5, 6)
     assert torch.equal(cohort.inputs[:, :, 1:], cohort.targets[:, :, :-1])
     assert torch.equal(cohort.inputs[1], alone.inputs[0])
     assert cohort.loss_positions.all()
-    assert not torch.equal(cohort.inputs[1], HMMSource([(3, 4)], [9], 5, 6)(step=3).inputs[0])
+    assert not torch.equal(cohort.inputs[1], HMMSource([second], [9], 5, 6)(step=3).inputs[0])
 
 
 def test_readoff_source_puts_the_label_at_the_readoff_position():
@@ -383,3 +382,17 @@ def test_regression_source_shapes(monkeypatch):
     batch = RegressionSource(seeds=[0, 1, 2], batch_size=4, d=10, n_context=10)(step=0)
     assert batch.inputs.shape == (3, 4, 11, 11) and batch.inputs.dtype == torch.float32
     assert batch.targets.shape == (3, 4) and batch.loss_positions.sum() == 1
+
+
+def test_members_with_different_loss_positions_match_their_own_masks():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 4, 5, 3)
+    targets = torch.randint(0, 3, (2, 4, 5))
+    masks = torch.stack([loss_positions(5, last_only=False), loss_positions(5, last_only=True)])
+    mixed = per_member_loss(logits, Batch(torch.zeros(2, 4, 5, dtype=torch.long), targets, masks), "xent")
+    for member in range(2):
+        alone = Batch(torch.zeros(1, 4, 5, dtype=torch.long), targets[member : member + 1], masks[member])
+        expected = per_member_loss(logits[member : member + 1], alone, "xent")
+        torch.testing.assert_close(mixed[member : member + 1], expected)
+    by_hand = torch.nn.functional.cross_entropy(logits[1, :, -1], targets[1, :, -1])
+    torch.testing.assert_close(mixed[1], by_hand)

@@ -55,7 +55,7 @@ def batch_source(config: dict, cohort: Cohort, batch_size: int) -> tuple[BatchSo
             seeds=seeds,
             batch_size=batch_size,
             n_ctx=config["hmm"]["context"],
-            last_only=cohort.coords["loss"] == "last",
+            last_only=[member.coords["loss"] == "last" for member in cohort.members],
         )
         return source, "xent"
     if cohort.family == "readoff":

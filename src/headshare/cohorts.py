@@ -1,8 +1,8 @@
 """The model grid, split into cohorts: models of one shape and task that train together as one ensemble.
 
-A cohort shares everything that fixes the tensor shapes and the loss (family, condition, loss positions,
-n_heads, d_head, attention kind); its members differ in what only changes values (emission fidelity a,
-seed). Paths of cohorts and members come from the templates below, which the Snakemake rules use too.
+A cohort shares everything that fixes the tensor shapes and the loss (family, condition, n_heads, d_head,
+attention kind); its members differ in what only changes values or loss weights (emission fidelity a,
+which positions carry the loss, seed). Larger ensembles amortise the per-step overhead of small models. Paths of cohorts and members come from the templates below, which the Snakemake rules use too.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from headshare.model import ModelConfig
 
 FAMILIES = ("hmm", "readoff", "regression")
 COHORT_TEMPLATES = {
-    "hmm": "hmm/{condition}/loss~{loss}_h~{n_heads}_dh~{d_head}",
+    "hmm": "hmm/{condition}/h~{n_heads}_dh~{d_head}",
     "readoff": "readoff/h~{n_heads}_dh~{d_head}",
     "regression": "regression/attn~{attention}_h~{n_heads}_dh~{d_head}",
 }
-MEMBER_TEMPLATES = {"hmm": "a~{a}_seed~{seed}", "readoff": "seed~{seed}", "regression": "seed~{seed}"}
+MEMBER_TEMPLATES = {"hmm": "a~{a}_loss~{loss}_seed~{seed}", "readoff": "seed~{seed}", "regression": "seed~{seed}"}
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,9 @@ def member_grid(config: dict, family: str) -> list[dict[str, Any]]:
     """Coordinates that vary within a cohort, in config order."""
     if family == "hmm":
         return [
-            {"a": a, "seed": seed}
+            {"a": a, "loss": loss, "seed": seed}
             for a in config["hmm"]["emission_fidelity"]
+            for loss in config["hmm"]["loss_positions"]
             for seed in config["hmm"]["grid"]["seeds"]
         ]
     return [{"seed": seed} for seed in config[family]["grid"]["seeds"]]
@@ -61,9 +62,8 @@ def cohort_grid(config: dict, family: str) -> list[dict[str, Any]]:
     grid = config[family]["grid"]
     if family == "hmm":
         return [
-            {"condition": condition["id"], "loss": loss, **point}
+            {"condition": condition["id"], **point}
             for condition in config["hmm"]["conditions"]
-            for loss in config["hmm"]["loss_positions"]
             for point in grid_points(grid, ("n_heads", "d_head"))
         ]
     if family == "readoff":

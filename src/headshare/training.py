@@ -46,7 +46,7 @@ LOSSES = ("xent", "mse")
 DEVICES = ("auto", "cpu", "cuda")
 FINAL_LR_FRACTION = 0.1
 TRAIN_CHECKPOINT_FORMAT = "headshare.train-checkpoint/1"
-CPU_MICRO_BATCH = 128
+CPU_MICRO_BATCH = 256
 # Settings that change speed (and float rounding) but not the optimisation problem: a run
 # may resume under different values.
 EXECUTION_SETTINGS = ("device", "micro_batch", "compile")
@@ -107,7 +107,8 @@ class Batch:
     inputs: [E, B, T] int64 tokens, or [E, B, T, input_dim] float.
     targets: [E, B, T] int64 classes (next token, or a label at the loss positions and
         anything elsewhere), or [E, B] float regression targets for the one loss position.
-    loss_positions: [T] bool, True where a position's prediction carries loss.
+    loss_positions: [T] bool, True where a position's prediction carries loss; or [E, T]
+        when members differ (e.g. next-token loss at every position for some, at the last for others).
     """
 
     inputs: Tensor
@@ -167,7 +168,7 @@ class HMMSource:
     seeds: Sequence[int]
     batch_size: int
     n_ctx: int
-    last_only: bool = False
+    last_only: bool | Sequence[bool] = False  # one flag for all members, or one per member
 
     def __post_init__(self) -> None:
         if len(self.processes) != len(self.seeds):
@@ -178,15 +179,16 @@ class HMMSource:
     def __call__(self, step: int) -> Batch:
         from headshare.data.hmm import sample_product_tokens
 
-        def draw(index: int, rng: np.random.Generator) -> np.ndarray:
-            p1, p2 = self.processes[index]
-            return sample_product_tokens(p1, p2, self.batch_size, self.n_ctx + 1, rng)
-
-        tokens = torch.from_numpy(np.stack(_per_member(draw, self.seeds, step)))
+        rngs = [member_rng(seed, step) for seed in self.seeds]
+        tokens = torch.from_numpy(sample_product_tokens(self.processes, self.batch_size, self.n_ctx + 1, rngs))
         return Batch(
             inputs=tokens[:, :, :-1].contiguous(),
             targets=tokens[:, :, 1:].contiguous(),
-            loss_positions=loss_positions(self.n_ctx, self.last_only),
+            loss_positions=(
+                loss_positions(self.n_ctx, self.last_only)
+                if isinstance(self.last_only, bool)
+                else torch.stack([loss_positions(self.n_ctx, flag) for flag in self.last_only])
+            ),
         )
 
 
@@ -304,7 +306,12 @@ def per_member_loss(logits: Tensor, batch: Batch, loss: str) -> Tensor:
     """
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    selected = batch.loss_positions.nonzero().squeeze(1)
+    mask = batch.loss_positions
+    if mask.dim() == 2:
+        if not bool((mask == mask[:1]).all()):
+            return _masked_cross_entropy(logits, batch.targets, mask, loss)
+        mask = mask[0]
+    selected = mask.nonzero().squeeze(1)
     if len(selected) < logits.shape[2]:
         logits = logits.index_select(2, selected)
     if loss == "xent":
@@ -317,6 +324,15 @@ def per_member_loss(logits: Tensor, batch: Batch, loss: str) -> Tensor:
     if logits.shape[2] != 1 or logits.shape[3] != 1:
         raise ValueError(f"mse needs d_out=1 and one loss position, got logits {tuple(logits.shape)}")
     return 0.5 * (logits[:, :, 0, 0] - batch.targets).square().mean(1)
+
+
+def _masked_cross_entropy(logits: Tensor, targets: Tensor, mask: Tensor, loss: str) -> Tensor:
+    """Per-member mean cross-entropy over each member's own loss positions (mask [E, T])."""
+    if loss != "xent":
+        raise ValueError("mse needs one loss position shared by every member")
+    per_position = F.cross_entropy(logits.permute(0, 3, 1, 2), targets, reduction="none")  # [E, B, T]
+    weights = mask.to(per_position.dtype)
+    return (per_position * weights[:, None, :]).sum((1, 2)) / (per_position.shape[1] * weights.sum(1))
 
 
 def clip_grad_norm_per_member(params: Sequence[Tensor], max_norm: float) -> Tensor:

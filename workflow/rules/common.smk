@@ -15,6 +15,9 @@ def project_path(path):
 
 
 RESULTS = config["results"]
+# Training and extraction jobs: with "auto" each takes every core Snakemake was given, so they run one at
+# a time (the scripts cap torch's threads at the machine's cores).
+HEAVY_THREADS = workflow.cores if config["threads"] == "auto" else config["threads"]
 PREDICTIONS = project_path(config["predictions"])
 CONDITION_IDS = [condition.id for condition in hmm_conditions(config)]
 EMISSION_FIDELITIES = [str(a) for a in config["hmm"]["emission_fidelity"]]

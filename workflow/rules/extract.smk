@@ -20,7 +20,7 @@ for family in FAMILIES:
         params:
             family=family,
             cohort=lambda wildcards, family=family: cohort_name(family, wildcards),
-        threads: config["threads"]
+        threads: HEAVY_THREADS
         resources:
             runtime=60,
             mem_mb=6000,

@@ -14,7 +14,7 @@ for family in FAMILIES:
             cohort=lambda wildcards, family=family: cohort_name(family, wildcards),
             definition=lambda wildcards, family=family: cohort_params(family, wildcards),
             checkpoint=lambda wildcards, family=family: f"{RESULTS}/checkpoints/{cohort_name(family, wildcards)}.pt",
-        threads: config["threads"]
+        threads: HEAVY_THREADS
         resources:
             runtime=120,
             mem_mb=4000,

@@ -1,5 +1,7 @@
 """Snakemake job: evidence from every model of one cohort, one zarr store per model."""
 
+import os
+
 import numpy as np
 import torch
 
@@ -13,7 +15,7 @@ from headshare.store import open_store, write_store
 from headshare.training import resolve_device
 
 with job_log(snakemake):
-    torch.set_num_threads(snakemake.threads)
+    torch.set_num_threads(min(snakemake.threads, os.cpu_count() or 1))
     config, family = snakemake.config, snakemake.params.family
     cohort = find_cohort(config, family, snakemake.params.cohort)
     device = resolve_device(config["device"])

@@ -1,5 +1,7 @@
 """Snakemake job: train one cohort as a batched ensemble (resuming from its checkpoint after a kill)."""
 
+import os
+
 import torch
 
 from headshare.cohort_training import train_cohort
@@ -7,7 +9,7 @@ from headshare.cohorts import find_cohort
 from headshare.joblog import job_log
 
 with job_log(snakemake):
-    torch.set_num_threads(snakemake.threads)
+    torch.set_num_threads(min(snakemake.threads, os.cpu_count() or 1))
     family = snakemake.params.family
     cohort = find_cohort(snakemake.config, family, snakemake.params.cohort)
     print(f"training {len(cohort.members)} models of {cohort.name}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,31 +38,47 @@ def _check_sizes(n_seq: int, length: int) -> None:
         raise ValueError(f"n_seq={n_seq} and length={length} must both be >= 1")
 
 
-def _sample_path(hmm: HMM, n_seq: int, length: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Tokens and hidden states, both (length, n_seq): position-major so each step streams over sequences."""
+def _sample_paths(
+    hmms: Sequence[HMM], n_seq: int, length: int, rngs: Sequence[np.random.Generator]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens and hidden states of several processes of one shape, each (len(hmms), length, n_seq).
+
+    Process e draws its randomness from ``rngs[e]`` alone, so its sequences do not depend on which other
+    processes are sampled beside it; the per-position work is one gather over all processes' sequences.
+    """
     _check_sizes(n_seq, length)
-    n_states = hmm.n_states
-    # Column i: cumulative distribution of the joint outcome (token k, next state j) from state i, row k*m + j.
-    # Outcomes down the first axis keep the per-step gather and comparison contiguous over sequences.
-    cumulative = np.cumsum(hmm.transitions.transpose(0, 2, 1).reshape(-1, n_states), axis=0)
-    cumulative /= cumulative[-1]  # trailing impossible outcomes sit at exactly 1, never drawn
-    n_outcomes = hmm.n_tokens * n_states
+    n_states, n_tokens = hmms[0].n_states, hmms[0].n_tokens
+    if any((hmm.n_states, hmm.n_tokens) != (n_states, n_tokens) for hmm in hmms):
+        raise ValueError(f"processes sampled together need one shape; got {[(h.n_tokens, h.n_states) for h in hmms]}")
+    n_outcomes = n_tokens * n_states
+    # Row e*m + i: cumulative distribution of the joint outcome (token k, next state j) from state i of
+    # process e, outcome k*m + j along the last axis.
+    by_state = np.stack([hmm.transitions.transpose(1, 0, 2) for hmm in hmms])  # (E, i, k, j)
+    cumulative = np.cumsum(by_state.reshape(len(hmms) * n_states, n_outcomes), axis=1)
+    cumulative /= cumulative[:, -1:]  # trailing impossible outcomes sit at exactly 1, never drawn
+    cumulative = np.ascontiguousarray(cumulative.T)  # outcomes first: the comparison streams over sequences
     token_of, state_of = np.divmod(np.arange(n_outcomes), n_states)
     count_dtype = np.uint8 if n_outcomes <= np.iinfo(np.uint8).max else np.int64  # narrow sums are faster
-    state = rng.choice(n_states, size=n_seq, p=hmm.stationary())
-    uniforms = rng.random((length, n_seq))
-    tokens = np.empty((length, n_seq), dtype=np.int64)
-    states = np.empty((length, n_seq), dtype=np.int64)
+    starts, uniforms = [], []
+    for hmm, rng in zip(hmms, rngs):
+        starts.append(rng.choice(n_states, size=n_seq, p=hmm.stationary()))
+        uniforms.append(rng.random((length, n_seq)))
+    offset = np.repeat(np.arange(len(hmms)) * n_states, n_seq)
+    state = np.concatenate(starts)
+    uniform = np.stack(uniforms, axis=1).reshape(length, -1)
+    tokens = np.empty((length, len(hmms) * n_seq), dtype=np.int64)
+    states = np.empty_like(tokens)
     for t in range(length):
-        outcome = (uniforms[t] >= np.take(cumulative, state, axis=1)).sum(axis=0, dtype=count_dtype)
+        outcome = (uniform[t] >= np.take(cumulative, offset + state, axis=1)).sum(axis=0, dtype=count_dtype)
         tokens[t] = np.take(token_of, outcome)
         states[t] = state = np.take(state_of, outcome)
-    return tokens, states
+    as_processes = lambda values: values.reshape(length, len(hmms), n_seq).transpose(1, 0, 2)  # noqa: E731
+    return as_processes(tokens), as_processes(states)
 
 
 def sample_hmm(hmm: HMM, n_seq: int, length: int, rng: np.random.Generator) -> HMMSample:
     """Draw ``n_seq`` sequences from stationarity; loops over positions, never over sequences."""
-    tokens, states = _sample_path(hmm, n_seq, length, rng)
+    tokens, states = (paths[0] for paths in _sample_paths([hmm], n_seq, length, [rng]))
     belief = np.broadcast_to(hmm.stationary(), (n_seq, hmm.n_states))
     beliefs = np.empty((length, hmm.n_states, n_seq))
     for t in range(length):
@@ -70,12 +87,19 @@ def sample_hmm(hmm: HMM, n_seq: int, length: int, rng: np.random.Generator) -> H
     return HMMSample(tokens=tokens.T, states=states.T, beliefs=beliefs.transpose(2, 0, 1))
 
 
-def sample_product_tokens(p1: HMM, p2: HMM, n_seq: int, length: int, rng: np.random.Generator) -> np.ndarray:
-    """Joint tokens only, (n_seq, length): the same draws as :func:`sample_product` without the beliefs,
-    for training, which needs nothing else."""
-    first, _ = _sample_path(p1, n_seq, length, rng)
-    second, _ = _sample_path(p2, n_seq, length, rng)
-    return (first * p2.n_tokens + second).T
+def sample_product_tokens(
+    pairs: Sequence[tuple[HMM, HMM]], n_seq: int, length: int, rngs: Sequence[np.random.Generator]
+) -> np.ndarray:
+    """Joint tokens (len(pairs), n_seq, length) of several product processes of one shape, for training.
+
+    Pair e uses ``rngs[e]`` exactly as :func:`sample_product` uses its rng (first factor, then second), so
+    its tokens equal ``sample_product(*pairs[e], n_seq, length, rngs[e]).tokens``; the beliefs that
+    training does not need are never computed.
+    """
+    first_factors, second_factors = zip(*pairs)
+    first, _ = _sample_paths(first_factors, n_seq, length, rngs)
+    second, _ = _sample_paths(second_factors, n_seq, length, rngs)
+    return (first * second_factors[0].n_tokens + second).transpose(0, 2, 1)
 
 
 def sample_product(p1: HMM, p2: HMM, n_seq: int, length: int, rng: np.random.Generator) -> ProductSample:
