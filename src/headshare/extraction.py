@@ -70,9 +70,17 @@ def _distinct_prefix_rows(tokens: np.ndarray, n_tokens: int) -> tuple[np.ndarray
 
 
 def extract_hmm(
-    model: EnsembleTransformer, datasets: list[xr.Dataset], rng: np.random.Generator, device: torch.device
+    model: EnsembleTransformer,
+    datasets: list[xr.Dataset],
+    last_only: list[bool],
+    rng: np.random.Generator,
+    device: torch.device,
 ) -> list[xr.Dataset]:
-    """Evidence for each member of an HMM cohort on its own evaluation set (``datasets[i]``)."""
+    """Evidence for each member of an HMM cohort on its own evaluation set (``datasets[i]``).
+
+    Losses (excess, ablation) are judged on the positions each model was trained on: every predicted
+    position, or the last one only (``last_only[i]``), with the exact optimum of those same positions.
+    """
     n_members = model.n_members
     tokens = torch.as_tensor(np.stack([d["tokens"].values for d in datasets]), device=device)
     factor_tokens = torch.as_tensor(np.stack([d["factor_tokens"].values for d in datasets]), device=device)
@@ -109,8 +117,9 @@ def extract_hmm(
     for member, data in enumerate(datasets):
         results.append(
             _hmm_member_store(
-                data, joint_loss[member], factor_loss[member], mean_pattern[member], residual[member],
-                tokens[member].cpu().numpy(), ablation[member], {k: v[member] for k, v in samples.items()}, rng,
+                data, slice(-1, None) if last_only[member] else slice(None), joint_loss[member],
+                factor_loss[member], mean_pattern[member], residual[member], tokens[member].cpu().numpy(),
+                ablation[member], {k: v[member] for k, v in samples.items()}, rng,
             )
         )
     return results
@@ -120,26 +129,26 @@ def _ablate_heads(
     model: EnsembleTransformer, inputs: torch.Tensor, targets: torch.Tensor, factor_targets: torch.Tensor,
     n2: int, z_mean: torch.Tensor,
 ) -> np.ndarray:
-    """[E, H, 3]: mean joint and per-factor loss with each head replaced by its mean output (mean ablation)."""
+    """[E, H, 3, T]: mean joint and per-factor loss per position with each head replaced by its mean output."""
     cfg = model.cfg
-    losses = np.zeros((model.n_members, cfg.n_heads, 3))
+    losses = np.zeros((model.n_members, cfg.n_heads, 3, inputs.shape[2]))
     fill = z_mean.unsqueeze(1).expand(-1, cfg.n_layers, -1, -1, -1).contiguous()
     for head in range(cfg.n_heads):
         mask = torch.ones(model.n_members, cfg.n_layers, cfg.n_heads, device=inputs.device)
         mask[:, 0, head] = 0.0
-        total = np.zeros((model.n_members, 3))
+        total = np.zeros((model.n_members, 3, inputs.shape[2]))
         for part in _chunks(inputs.shape[1]):
             joint, factors, _ = _hmm_forward(
                 model, inputs[:, part], targets[:, part], factor_targets[:, :, part], n2, head_mask=mask, z_fill=fill
             )
-            total[:, 0] += joint.sum(dim=(1, 2)).cpu().numpy()
-            total[:, 1:] += factors.sum(dim=(2, 3)).cpu().numpy()
-        losses[:, head] = total / (inputs.shape[1] * inputs.shape[2])
+            total[:, 0] += joint.sum(dim=1).cpu().numpy()
+            total[:, 1:] += factors.sum(dim=2).cpu().numpy()
+        losses[:, head] = total / inputs.shape[1]
     return losses
 
 
 def _hmm_member_store(
-    data: xr.Dataset, joint_loss: np.ndarray, factor_loss: np.ndarray, mean_pattern: np.ndarray,
+    data: xr.Dataset, judged: slice, joint_loss: np.ndarray, factor_loss: np.ndarray, mean_pattern: np.ndarray,
     residual: np.ndarray, tokens: np.ndarray, ablation: np.ndarray, samples: dict[str, np.ndarray],
     rng: np.random.Generator,
 ) -> xr.Dataset:
@@ -147,14 +156,19 @@ def _hmm_member_store(
     n_heads = mean_pattern.shape[0]
     distances = np.arange(context)
     filter_loss = data["filter_loss"].values[:, 1:]
-    paired = (joint_loss - filter_loss).mean(axis=1)  # per-sequence excess, averaged over positions
+    paired = (joint_loss - filter_loss)[:, judged].mean(axis=1)  # per-sequence excess over judged positions
     excess, excess_se = paired.mean(), paired.std(ddof=1) / np.sqrt(n_seq)
-    factor_excess = (factor_loss - data["factor_filter_loss"].values[:, :, 1:]).mean(axis=(1, 2))
+    factor_filter = data["factor_filter_loss"].values[:, :, 1:]
+    factor_excess = (factor_loss - factor_filter)[:, :, judged].mean(axis=(1, 2))
+    context_gain = data.attrs["unigram_loss"] - data["optimal_loss"].values[1:][judged].mean()
 
     # Attention vs distance from the mean pattern: ratios within a query row are what the claim is about.
+    # A model trained on the last position only is fitted on that query's curve; the others on every
+    # query's curve, with a CI over query positions.
     by_distance = attention_by_distance(mean_pattern[None])
-    decay = [fit_decay(by_distance.per_query[h], distances) for h in range(n_heads)]
-    parity = [fit_decay_by_parity(by_distance.per_query[h], distances) for h in range(n_heads)]
+    curves = by_distance.last[:, None] if judged.start == -1 else by_distance.per_query
+    decay = [fit_decay(curves[h], distances) for h in range(n_heads)]
+    parity = [fit_decay_by_parity(curves[h], distances) for h in range(n_heads)]
 
     # Belief regression from the final residual stream, on distinct prefixes of the model's input.
     sequences, positions, counts = _distinct_prefix_rows(tokens[:, :-1], int(tokens.max()) + 1)
@@ -166,8 +180,8 @@ def _hmm_member_store(
         "factor2": data["beliefs_2"].values[sequences, positions],
     }
     fits = {name: belief_regression(activations, y, counts, test_mask=test_mask) for name, y in targets.items()}
-    base_loss = np.array([joint_loss.mean(), *factor_loss.mean(axis=(1, 2))])
-    ablation_rise = ablation - base_loss  # [H, 3]
+    base_loss = np.array([joint_loss[:, judged].mean(), *factor_loss[:, :, judged].mean(axis=(1, 2))])
+    ablation_rise = ablation[..., judged].mean(axis=-1) - base_loss  # [H, 3]
     sample_count = samples["pattern"].shape[0]
     simplex_rows = slice(0, min(2000, len(counts)))
 
@@ -180,7 +194,7 @@ def _hmm_member_store(
             "model_loss": ((position,), joint_loss.mean(axis=0)),
             "excess_loss": ((), excess),
             "excess_loss_se": ((), excess_se),
-            "normalised_excess": ((), excess / data.attrs["context_gain"]),
+            "normalised_excess": ((), excess / context_gain),
             "factor_excess_loss": (("factor",), factor_excess),
             "attention_distance": ((head, dist), by_distance.last),
             "attention_distance_all": ((head, dist), by_distance.mean),

@@ -23,7 +23,8 @@ with job_log(snakemake):
     if family == "hmm":
         by_a = {data.attrs["emission_fidelity"]: data for data in map(open_store, snakemake.input.data)}
         datasets = [by_a[member.coords["a"]] for member in cohort.members]
-        stores = extract_hmm(model, datasets, derived_rng(0, "belief-split", cohort.name), device)
+        last_only = [member.coords["loss"] == "last" for member in cohort.members]
+        stores = extract_hmm(model, datasets, last_only, derived_rng(0, "belief-split", cohort.name), device)
     elif family == "readoff":
         stores = extract_readoff(model, open_store(snakemake.input.data[0]), device)
     else:
