@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -393,7 +394,8 @@ def train_ensemble(
         start = _resume(checkpoint_path, model, optimizer, curve, cfg, names, device)
 
     bar = tqdm(
-        total=cfg.steps, initial=start, desc=f"{model.n_members} models", unit="step", disable=not progress
+        total=cfg.steps, initial=start, desc=f"{model.n_members} models", unit="step", disable=not progress,
+        mininterval=0.1 if sys.stderr.isatty() else 30.0,  # a log file gets a line every 30 s, not every step
     )
     with Prefetcher(source, end=cfg.steps) as batches, bar:
         for step in range(start, cfg.steps):
