@@ -30,6 +30,7 @@ try:
 except (ConfigError, OSError) as error:
     sys.exit(f"headshare: invalid predictions file: {error}")
 
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/extract.smk"
@@ -51,7 +52,11 @@ rule data:
 
 rule train:
     input:
-        [all_member_paths(family, "models", "/model.pt") for family in FAMILIES],
+        [
+            model_file(member, "model.pt")
+            for family in FAMILIES
+            for member in all_members(family)
+        ],
 
 
 rule extract:

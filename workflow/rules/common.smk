@@ -3,8 +3,17 @@
 import json
 from pathlib import Path
 
-from headshare.cohorts import COHORT_TEMPLATES, FAMILIES, cohorts, find_cohort, member_grid, MEMBER_TEMPLATES
+from headshare.cohorts import (
+    COHORT_TEMPLATES,
+    FAMILIES,
+    cohorts,
+    find_cohort,
+    member_grid,
+    MEMBER_TEMPLATES,
+)
 from headshare.config import hmm_conditions
+from headshare.figures import FIGURE_CAPTIONS, FIGURE_SOURCES
+
 
 def project_path(path):
     """A relative path from the config: the working directory's file if there is one, else the project's."""
@@ -53,20 +62,66 @@ def data_targets():
 
 
 def member_names(family):
-    return [MEMBER_TEMPLATES[family].format(**own) for own in member_grid(config, family)]
-
-
-def cohort_outputs(family, stage, filename):
-    """Per-member paths of one cohort, with the cohort's grid values left as Snakemake wildcards."""
-    return [f"{RESULTS}/{stage}/{COHORT_TEMPLATES[family]}/{member}{filename}" for member in member_names(family)]
-
-
-def all_member_paths(family, stage, filename):
     return [
-        f"{RESULTS}/{stage}/{member.path}{filename}"
-        for cohort in cohorts(config, family)
-        for member in cohort.members
+        MEMBER_TEMPLATES[family].format(**own) for own in member_grid(config, family)
     ]
+
+
+def model_file(member_path, name):
+    """A file in a model's folder under results/models/ (name: "model.pt" or "training.json")."""
+    return f"{RESULTS}/models/{member_path}/{name}"
+
+
+def model_store(member_path):
+    """A model's own evidence store under results/extract/."""
+    return f"{RESULTS}/extract/{member_path}.zarr"
+
+
+def cohort_members(family):
+    """Member paths of one cohort, with the cohort's grid values left as Snakemake wildcards."""
+    return [f"{COHORT_TEMPLATES[family]}/{member}" for member in member_names(family)]
+
+
+def all_members(family):
+    return [
+        member.path for cohort in cohorts(config, family) for member in cohort.members
+    ]
+
+
+def extract_data_inputs(family):
+    if family == "hmm":
+        return [hmm_data_path("{condition}", a) for a in EMISSION_FIDELITIES]
+    return [f"{RESULTS}/data/{family}.zarr"]
+
+
+def figure_stems():
+    """Every figure this config supports (the a sweep figure needs at least two emission fidelities)."""
+    return [
+        stem
+        for stem in FIGURE_CAPTIONS
+        if stem != "attention_decay_by_a" or len(EMISSION_FIDELITIES) > 1
+    ]
+
+
+def figure_targets():
+    return [
+        f"{RESULTS}/figures/{stem}.{ext}"
+        for stem in figure_stems()
+        for ext in ("png", "pdf")
+    ]
+
+
+def example_model_store():
+    """The per-model store whose belief geometry is drawn: the first condition's largest model, first member."""
+    cohort = [
+        c for c in cohorts(config, "hmm") if c.coords["condition"] == CONDITION_IDS[0]
+    ][-1]
+    return model_store(cohort.members[0].path)
+
+
+def figure_input(wildcards):
+    source = FIGURE_SOURCES[wildcards.figure]
+    return example_model_store() if source == "model" else f"{RESULTS}/{source}.zarr"
 
 
 def cohort_name(family, wildcards):
@@ -78,7 +133,9 @@ def cohort_params(family, wildcards):
     cohort = find_cohort(config, family, cohort_name(family, wildcards))
     settings = {key: value for key, value in config[family].items() if key != "grid"}
     if family == "hmm":
-        settings["conditions"] = [c for c in config["hmm"]["conditions"] if c["id"] == wildcards.condition]
+        settings["conditions"] = [
+            c for c in config["hmm"]["conditions"] if c["id"] == wildcards.condition
+        ]
     return canonical(
         {
             "cohort": cohort.name,

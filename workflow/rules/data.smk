@@ -4,9 +4,17 @@
 rule generate_hmm:
     output:
         directory(hmm_data_path()),
+    log:
+        f"{RESULTS}/logs/data/hmm/{{condition}}/a~{{a}}.log",
+    conda:
+        "../../envs/headshare.yaml"
     params:
         condition=lambda wildcards: canonical(
-            next(c for c in config["hmm"]["conditions"] if c["id"] == wildcards.condition)
+            next(
+                c
+                for c in config["hmm"]["conditions"]
+                if c["id"] == wildcards.condition
+            )
         ),
         hmm=canonical(
             {
@@ -14,10 +22,6 @@ rule generate_hmm:
                 for key in ("context", "eval_sequences", "sensitivity_samples", "seed")
             }
         ),
-    log:
-        f"{RESULTS}/logs/data/hmm/{{condition}}/a~{{a}}.log",
-    conda:
-        "../../envs/headshare.yaml"
     script:
         "../scripts/generate_hmm.py"
 
@@ -25,12 +29,12 @@ rule generate_hmm:
 rule generate_readoff:
     output:
         directory(f"{RESULTS}/data/readoff.zarr"),
-    params:
-        readoff=canonical({k: v for k, v in config["readoff"].items() if k != "grid"}),
     log:
         f"{RESULTS}/logs/data/readoff.log",
     conda:
         "../../envs/headshare.yaml"
+    params:
+        readoff=canonical({k: v for k, v in config["readoff"].items() if k != "grid"}),
     script:
         "../scripts/generate_readoff.py"
 
@@ -38,11 +42,13 @@ rule generate_readoff:
 rule generate_regression:
     output:
         directory(f"{RESULTS}/data/regression.zarr"),
-    params:
-        regression=canonical({k: v for k, v in config["regression"].items() if k != "grid"}),
     log:
         f"{RESULTS}/logs/data/regression.log",
     conda:
         "../../envs/headshare.yaml"
+    params:
+        regression=canonical(
+            {k: v for k, v in config["regression"].items() if k != "grid"}
+        ),
     script:
         "../scripts/generate_regression.py"

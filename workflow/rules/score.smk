@@ -10,7 +10,9 @@ rule score:
         figures=figure_targets(),
     output:
         csv=f"{RESULTS}/scores.csv",
-        md=report(f"{RESULTS}/scores.md", caption="../report/scores.rst", category="Scores"),
+        md=report(
+            f"{RESULTS}/scores.md", caption="../report/scores.rst", category="Scores"
+        ),
     log:
         f"{RESULTS}/logs/score.log",
     conda:
