@@ -41,11 +41,14 @@ def save_atomic(payload: Mapping[str, Any], path: str | os.PathLike) -> None:
 def load_payload(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> dict:
     """Read a checkpoint written by ``save_atomic`` (tensors and plain Python values only)."""
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        payload = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise
     except Exception as error:  # torch raises several types for corrupt or unsafe files
         raise CheckpointMismatchError(f"cannot read checkpoint {path}: {error}") from error
+    if not isinstance(payload, dict):
+        raise CheckpointMismatchError(f"checkpoint {path} holds a {type(payload).__name__}, not a mapping of fields")
+    return payload
 
 
 def check_model_state(

@@ -7,7 +7,9 @@ condition ids) and turns every failure into a single line naming the key and the
 
 from __future__ import annotations
 
+import functools
 import itertools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,14 +43,34 @@ def describe_schema_error(error: Any, document: str = "config") -> str:
     return f"{where} = {error.instance!r} is invalid: {error.message}" + (f" (allowed: {detail})" if detail else "")
 
 
+@functools.cache
+def strict_validator(schema: Path) -> Any:
+    """A validator of ``schema`` whose types are the pipeline's: jsonschema counts 1.0 as an integer and lets
+    NaN and infinity through every bound (NaN compares false), so a NaN learning rate or 2.0 heads would pass."""
+    import jsonschema
+
+    def is_integer(_: Any, value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    def is_number(_: Any, value: Any) -> bool:
+        return is_integer(_, value) or (isinstance(value, float) and math.isfinite(value))
+
+    base = jsonschema.Draft202012Validator
+    checker = base.TYPE_CHECKER.redefine_many({"integer": is_integer, "number": is_number})
+    return jsonschema.validators.extend(base, type_checker=checker)(yaml.safe_load(schema.read_text()))
+
+
 def validate_against_schema(document: dict, schema: Path, name: str) -> dict:
-    """Validate ``document`` in place with Snakemake's validator (which also fills defaults)."""
+    """Validate ``document`` in place with the strict validator, then let Snakemake's fill the defaults."""
     import jsonschema
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
     if not isinstance(document, dict):
         raise ConfigError(f"{name}: expected a mapping of keys to values, got {type(document).__name__}")
+    error = next(strict_validator(schema).iter_errors(document), None)
+    if error is not None:
+        raise ConfigError(describe_schema_error(error, name))
     try:
         validate(document, str(schema), set_default=True)
     except WorkflowError as error:

@@ -5,7 +5,8 @@ quickly and without warnings. zarr 3 warns that consolidated metadata is not yet
 that warning is expected here and silenced at write time only.
 
 Stores are written to a temporary sibling and renamed into place, so a killed job never leaves a
-half-written store that looks complete.
+half-written store that looks complete; the sibling's name is fixed, so the next write of the same store
+clears whatever a killed one left behind.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def write_store(dataset: xr.Dataset, path: str | os.PathLike) -> Path:
     """Write ``dataset`` to ``path`` atomically (temp store, then rename)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    staging = target.with_name(f".{target.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
