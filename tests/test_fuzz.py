@@ -54,18 +54,10 @@ BASE_CONFIG = unaliased(load_yaml(PROJECT_ROOT / "config.yaml"))
 BASE_PREDICTIONS = unaliased(load_yaml(PREDICTIONS_FILE))
 
 
-def validate_config_copy(document: Any) -> None:
-    validate_config(copy.deepcopy(document))
-
-
-def validate_predictions_copy(document: Any) -> None:
-    validate_predictions(copy.deepcopy(document))
-
-
 DOCUMENTS = {
-    # name used in messages: (base document, schema, validator, error type)
-    "config": (BASE_CONFIG, load_yaml(CONFIG_SCHEMA), validate_config_copy, ConfigError),
-    "predictions": (BASE_PREDICTIONS, load_yaml(PREDICTIONS_SCHEMA), validate_predictions_copy, PredictionError),
+    # name used in messages: (base document, schema, validator, error type); every variant is a fresh copy
+    "config": (BASE_CONFIG, load_yaml(CONFIG_SCHEMA), validate_config, ConfigError),
+    "predictions": (BASE_PREDICTIONS, load_yaml(PREDICTIONS_SCHEMA), validate_predictions, PredictionError),
 }
 
 
@@ -103,7 +95,10 @@ def deleted(document: Any, path: KeyPath) -> Any:
 
 def all_paths(document: Any, prefix: KeyPath = ()) -> list[KeyPath]:
     """Every key path in the document (containers and leaves), the root excluded."""
-    children = document.items() if isinstance(document, dict) else enumerate(document) if isinstance(document, list) else ()
+    if isinstance(document, dict):
+        children = document.items()
+    else:
+        children = enumerate(document) if isinstance(document, list) else []
     paths = []
     for key, value in children:
         paths.append(prefix + (key,))
@@ -161,7 +156,7 @@ def invalid_values(schema: dict, current: Any) -> st.SearchStrategy:
     assert types, f"schema without a type: {schema}"
     options = [st.sampled_from([value for value in GARBAGE if json_type(value) not in types])]
     if types & {"integer", "number"}:
-        options.append(st.sampled_from(NON_FINITE))
+        options.append(st.sampled_from(NON_FINITE))  # also in GARBAGE, but drawn far more often here
         step = st.integers(1, 10**6) if "number" not in types else st.floats(1e-3, 1e6)
         if "minimum" in schema:
             options.append(step.map(lambda delta: schema["minimum"] - delta))
@@ -174,6 +169,8 @@ def invalid_values(schema: dict, current: Any) -> st.SearchStrategy:
         options.append(keys.filter(lambda text: text not in schema["enum"]))
     if "pattern" in schema:
         options.append(keys.filter(lambda text: not re.search(schema["pattern"], text)))
+        if isinstance(current, str):
+            options.append(st.just(current + "\n"))  # Python's "$" matches before a final newline, JSON's not
     if schema.get("minLength", 0) >= 1:
         options.append(st.just(""))
     if isinstance(current, list):
@@ -241,7 +238,8 @@ def prediction_rule_violations(draw) -> tuple[Any, str, str]:
         low = draw(st.integers(1, 63))
         high = draw(st.integers(low + 1, 64))
         selector = {**entries[index]["condition"], "d_head": {"min": high, "max": low}}
-        return replaced(BASE_PREDICTIONS, ("predictions", index, "condition"), selector), where, "condition.d_head range"
+        document = replaced(BASE_PREDICTIONS, ("predictions", index, "condition"), selector)
+        return document, where, "condition.d_head range"
     rate = draw(st.one_of(st.floats(max_value=0.0), st.floats(min_value=1.0, exclude_min=True)).filter(math.isfinite))
     value = [rate] + entries[index]["rule"]["value"][1:]
     document = replaced(BASE_PREDICTIONS, ("predictions", index, "rule", "value"), value)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,8 +47,9 @@ def describe_schema_error(error: Any, document: str = "config") -> str:
 
 @functools.cache
 def strict_validator(schema: Path) -> Any:
-    """A validator of ``schema`` whose types are the pipeline's: jsonschema counts 1.0 as an integer and lets
-    NaN and infinity through every bound (NaN compares false), so a NaN learning rate or 2.0 heads would pass."""
+    """A validator of ``schema`` that means what the schema says. Plain jsonschema counts 1.0 as an integer,
+    lets NaN and infinity through every bound (NaN compares false) and reads a pattern's "$" the Python way,
+    which also matches before a final newline; so 2.0 heads, a NaN learning rate or the id "m3\\n" would pass."""
     import jsonschema
 
     def is_integer(_: Any, value: Any) -> bool:
@@ -55,9 +58,14 @@ def strict_validator(schema: Path) -> Any:
     def is_number(_: Any, value: Any) -> bool:
         return is_integer(_, value) or (isinstance(value, float) and math.isfinite(value))
 
+    def pattern(validator: Any, regex: str, instance: Any, _: dict) -> Iterator[Any]:
+        if validator.is_type(instance, "string") and not re.search(re.sub(r"(?<!\\)\$", r"\\Z", regex), instance):
+            yield jsonschema.ValidationError(f"{instance!r} does not match {regex!r}")
+
     base = jsonschema.Draft202012Validator
     checker = base.TYPE_CHECKER.redefine_many({"integer": is_integer, "number": is_number})
-    return jsonschema.validators.extend(base, type_checker=checker)(yaml.safe_load(schema.read_text()))
+    strict = jsonschema.validators.extend(base, {"pattern": pattern}, type_checker=checker)
+    return strict(yaml.safe_load(schema.read_text()))
 
 
 def validate_against_schema(document: dict, schema: Path, name: str) -> dict:

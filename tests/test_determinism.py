@@ -1,0 +1,113 @@
+"""Determinism: two runs of one config, in separate processes and folders, write identical datasets and
+bit-identical CPU weights (provenance attrs such as the git revision aside)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import xarray as xr
+import yaml
+
+from headshare.cohort_training import train_cohort
+from headshare.cohorts import FAMILIES, cohorts
+from headshare.config import hmm_conditions, validate_config
+from headshare.datasets import hmm_dataset, readoff_dataset, regression_dataset
+from headshare.store import open_store, write_store
+
+from conftest import SMOKE_CONFIG
+from test_config import deep_merge, default_config
+
+TESTS = Path(__file__).resolve().parent
+PROVENANCE = ("config", "parameters", "package_versions", "git_revision")
+
+
+def smoke_config() -> dict:
+    """The smoke configuration as the pipeline sees it: config.yaml with smoke.yaml merged over it."""
+    return validate_config(deep_merge(default_config(), yaml.safe_load(SMOKE_CONFIG.read_text())))
+
+
+def produce_artifacts(workdir: str) -> None:
+    """Every smoke dataset, and the first cohort of each family trained on CPU, written under ``workdir``."""
+    torch.set_num_threads(1)
+    config = {**smoke_config(), "device": "cpu"}
+    root = Path(workdir)
+    for condition in hmm_conditions(config):
+        for a in config["hmm"]["emission_fidelity"]:
+            write_store(hmm_dataset(config, condition.id, a), root / "data" / "hmm" / condition.id / f"a~{a}.zarr")
+    write_store(readoff_dataset(config), root / "data" / "readoff.zarr")
+    write_store(regression_dataset(config), root / "data" / "regression.zarr")
+    for family in FAMILIES:
+        cohort = cohorts(config, family)[0]
+        folders = [root / "models" / member.path for member in cohort.members]
+        train_cohort(
+            config, cohort, [f"{f}/model.pt" for f in folders], [f"{f}/training.json" for f in folders], progress=False
+        )
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory) -> tuple[Path, Path]:
+    """Two independent runs, side by side, with differently salted str hashes (so hash() cannot leak in)."""
+    folders = [tmp_path_factory.mktemp(f"run{index}") for index in (1, 2)]
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c",
+             f"import sys; sys.path.insert(0, {str(TESTS)!r}); "
+             f"from test_determinism import produce_artifacts; produce_artifacts({str(folder)!r})"],
+            env={**os.environ, "PYTHONHASHSEED": str(index)},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        for index, folder in enumerate(folders, start=1)
+    ]
+    for run in runs:
+        output, _ = run.communicate(timeout=600)
+        assert run.returncode == 0, output[-5000:]
+    return folders[0], folders[1]
+
+
+def relative_paths(root: Path, pattern: str) -> list[Path]:
+    return sorted(path.relative_to(root) for path in root.rglob(pattern))
+
+
+def without_provenance(dataset: xr.Dataset) -> xr.Dataset:
+    stripped = dataset.copy()
+    stripped.attrs = {key: value for key, value in dataset.attrs.items() if key not in PROVENANCE}
+    return stripped
+
+
+def test_both_runs_write_identical_datasets(two_runs):
+    first, second = two_runs
+    stores = relative_paths(first, "*.zarr")
+    assert len(stores) == 4 and stores == relative_paths(second, "*.zarr")
+    for store in stores:
+        xr.testing.assert_identical(
+            without_provenance(open_store(first / store)), without_provenance(open_store(second / store))
+        )
+
+
+def test_both_runs_train_bit_identical_weights(two_runs):
+    first, second = two_runs
+    models = relative_paths(first, "model.pt")
+    assert len(models) == 4 + 2 + 1 and models == relative_paths(second, "model.pt")
+    for model in models:
+        one, other = (torch.load(root / model, weights_only=True) for root in (first, second))
+        assert (one["model_names"], one["model_config"]) == (other["model_names"], other["model_config"])
+        assert one["model"].keys() == other["model"].keys()
+        for name, tensor in one["model"].items():
+            assert torch.equal(tensor, other["model"][name]), (model, name)
+        records = [json.loads((root / model.parent / "training.json").read_text()) for root in (first, second)]
+        assert records[0]["losses"] == records[1]["losses"], model
+
+
+def test_the_comparison_can_tell_runs_apart(two_runs):
+    """Equality above is no accident of constant outputs: different seeds and conditions do differ."""
+    first, _ = two_runs
+    seeds = [torch.load(path, weights_only=True)["model"] for path in sorted(first.rglob("*loss~all_seed~*/model.pt"))]
+    assert len(seeds) == 2 and not torch.equal(seeds[0]["W_E"], seeds[1]["W_E"])
+    tokens = [open_store(path)["tokens"].values for path in sorted((first / "data" / "hmm").rglob("*.zarr"))]
+    assert len(tokens) == 2 and (tokens[0] != tokens[1]).any()
