@@ -128,14 +128,21 @@ def _split_mask(
     return mask
 
 
+RCOND = 1e-6  # relative singular-value cutoff, a few float32 epsilons
+
+
 def _weighted_affine_fit(
     x: np.ndarray, y: np.ndarray, weights: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Minimise sum_i w_i |y_i - x_i B - c|^2: centre on weighted means, then lstsq."""
+    """Minimise sum_i w_i |y_i - x_i B - c|^2: centre on weighted means, then lstsq.
+
+    Directions whose singular value is below RCOND x the largest are dropped: activations come from float32
+    models, so such directions are rounding noise, and fitting them makes held-out predictions explode.
+    """
     w = weights / weights.sum()
     x_mean, y_mean = w @ x, w @ y
     root_w = np.sqrt(w)[:, None]
-    coef = np.linalg.lstsq(root_w * (x - x_mean), root_w * (y - y_mean), rcond=None)[0]
+    coef = np.linalg.lstsq(root_w * (x - x_mean), root_w * (y - y_mean), rcond=RCOND)[0]
     return coef, y_mean - x_mean @ coef
 
 
