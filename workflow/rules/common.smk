@@ -35,7 +35,6 @@ EMISSION_FIDELITIES = [str(a) for a in config["hmm"]["emission_fidelity"]]
 wildcard_constraints:
     condition="|".join(re.escape(c) for c in CONDITION_IDS),
     a="|".join(re.escape(a) for a in EMISSION_FIDELITIES),
-    loss="all|last",
     attention="linear|softmax",
     n_heads=r"\d+",
     d_head=r"\d+",
