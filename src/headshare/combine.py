@@ -36,12 +36,8 @@ def _summary(store: xr.Dataset) -> xr.Dataset:
 def _place_on_grid(summary: xr.Dataset, member: Member, family: str, max_heads: int) -> xr.Dataset:
     if "head" in summary.dims:
         summary = summary.reindex(head=np.arange(max_heads))
-    coords = {axis: [_coord_value(member.coords[axis])] for axis in GRID_AXES[family]}
+    coords = {axis: [member.coords[axis]] for axis in GRID_AXES[family]}
     return summary.expand_dims(coords)
-
-
-def _coord_value(value):
-    return np.array([value], dtype=object)[0] if isinstance(value, str) else value
 
 
 def combine_members(
