@@ -1,0 +1,228 @@
+"""The task interface: what every task family (hmm, readoff, regression, ...) declares to the pipeline.
+
+A task owns its process or sampler, dataset builder, exact references, model shape, batch source,
+extractor and combine step. The stages (cohorts, training, extraction, combine, figures, scoring) reach a
+task only through this interface and the registry (:mod:`headshare.tasks`), so adding a task is one new
+folder: a subclass of :class:`Task`, a ``schema.yaml`` for its config section, and its config.
+
+Import cost matters: the Snakefile imports every task to build its rules, so a task's module must not
+import torch, seaborn or matplotlib at import time (import them inside the methods that need them).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import yaml
+
+if TYPE_CHECKING:
+    import torch
+    import xarray as xr
+
+    from headshare.model import EnsembleTransformer, ModelConfig
+    from headshare.training import BatchSource, TrainConfig
+
+# Axes that every task's grid has, and that are cohort axes (they fix the tensor shapes).
+MODEL_AXES = ("n_layers", "n_heads", "d_head")
+SEED_AXIS = "seed"
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The config's ``model`` section: shape settings shared by every task's transformers."""
+
+    d_model: int
+    layernorm: bool
+    mlp: bool
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """A task's config section turned into typed values once; nothing below the task layer reads the dict.
+
+    ``grid`` maps every grid axis (cohort axes, then member axes) to its values in config order.
+    ``provenance`` is the whole validated config as canonical JSON, recorded in artifacts' metadata.
+    Tasks subclass this to add their own fields.
+    """
+
+    task: str
+    grid: dict[str, tuple[Any, ...]]
+    model: ModelSettings
+    training: dict[str, Any]
+    device: str
+    provenance: str = field(repr=False)
+
+    @property
+    def config(self) -> dict:
+        """The validated config this run was started with (for provenance records only)."""
+        return json.loads(self.provenance)
+
+    def train_config(self) -> TrainConfig:
+        from headshare.training import TrainConfig
+
+        return TrainConfig(**self.training, device=self.device)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One model: its cohort's coordinates plus its own (its member axes)."""
+
+    task: str
+    cohort: str
+    name: str
+    coords: dict[str, Any] = field(hash=False)
+
+    @property
+    def path(self) -> str:
+        return f"{self.cohort}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """Models of one shape that train together as one batched ensemble."""
+
+    task: str
+    name: str
+    coords: dict[str, Any] = field(hash=False)
+    members: tuple[Member, ...]
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One variable of a store contract: its dims, and what it means."""
+
+    dims: tuple[str, ...]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class StoreContract:
+    """The variables (name -> dims) a store must hold. Tests check real stores against it, and the
+    synthetic stores that tests of readers use are built from it, so neither can drift."""
+
+    variables: dict[str, Variable]
+
+    def dims(self, name: str) -> tuple[str, ...]:
+        return self.variables[name].dims
+
+    def check(self, store: xr.Dataset, where: str) -> None:
+        """Raise ``ArtifactError`` naming ``where`` if a variable is missing or has other dims."""
+        from headshare.store import ArtifactError
+
+        for name, variable in self.variables.items():
+            if name not in store.variables:
+                raise ArtifactError(f"{where} lacks variable {name!r} (dims {variable.dims})")
+            if tuple(store[name].dims) != variable.dims:
+                raise ArtifactError(f"{where}: {name!r} has dims {tuple(store[name].dims)}, expected {variable.dims}")
+
+
+class Task:
+    """Base class of a task family. Subclasses set the class attributes and implement the methods.
+
+    Path templates use the grid axes as ``str.format`` fields:
+    ``cohort_template`` (cohort axes), ``member_template`` (member axes) and ``dataset_template``
+    (``dataset_axes``, a subset of the grid axes that picks a member's evaluation dataset).
+    """
+
+    name: ClassVar[str]
+    cohort_axes: ClassVar[tuple[str, ...]]
+    member_axes: ClassVar[tuple[str, ...]]
+    dataset_axes: ClassVar[tuple[str, ...]] = ()
+    cohort_template: ClassVar[str]
+    member_template: ClassVar[str]
+    dataset_template: ClassVar[str]
+    chunk_axes: ClassVar[tuple[str, ...]] = ()  # combined-store axes chunked one value per chunk
+    schema_file: ClassVar[Path]  # JSON schema (YAML) of the task's config section
+
+    # --------------------------------------------------------------------------------- config
+    @property
+    def grid_axes(self) -> tuple[str, ...]:
+        return (*self.cohort_axes, *self.member_axes)
+
+    def schema(self) -> dict:
+        return yaml.safe_load(self.schema_file.read_text())
+
+    def validate(self, config: dict) -> None:
+        """Checks of the task's section beyond its schema; raise ``ConfigError`` with one line."""
+
+    def settings(self, config: dict) -> TaskSettings:
+        """The task's typed settings from a validated config (the only place the dict is read)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------------ grid
+    def cohorts(self, settings: TaskSettings) -> list[Cohort]:
+        members = grid_points(settings.grid, self.member_axes)
+        result = []
+        for shared in grid_points(settings.grid, self.cohort_axes):
+            name = self.cohort_template.format(**shared)
+            result.append(
+                Cohort(
+                    self.name,
+                    name,
+                    shared,
+                    tuple(Member(self.name, name, self.member_template.format(**own), {**shared, **own}) for own in members),
+                )
+            )
+        return result
+
+    def find_cohort(self, settings: TaskSettings, name: str) -> Cohort:
+        for cohort in self.cohorts(settings):
+            if cohort.name == name:
+                return cohort
+        raise ValueError(f"no {self.name} cohort named {name!r} in this config")
+
+    def dataset_keys(self, settings: TaskSettings) -> list[dict[str, Any]]:
+        """The evaluation datasets of this config, as values of ``dataset_axes``."""
+        return grid_points(settings.grid, self.dataset_axes)
+
+    def dataset_name(self, coords: dict[str, Any]) -> str:
+        """The dataset path (relative to results/data/) of a member or a dataset key."""
+        return self.dataset_template.format(**{axis: coords[axis] for axis in self.dataset_axes})
+
+    # ------------------------------------------------------------------------------- datasets
+    def dataset_parameters(self, settings: TaskSettings, key: dict[str, Any]) -> dict[str, Any]:
+        """Everything the dataset at ``key`` depends on, so a change reruns that dataset only."""
+        raise NotImplementedError
+
+    def build_dataset(self, settings: TaskSettings, key: dict[str, Any]) -> xr.Dataset:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------- training
+    def model_config(self, settings: TaskSettings, cohort: Cohort) -> ModelConfig:
+        raise NotImplementedError
+
+    def batch_source(self, settings: TaskSettings, cohort: Cohort, batch_size: int) -> tuple[BatchSource, str]:
+        """The fresh-sample source of a cohort and its loss ("xent" or "mse")."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------------------- extraction
+    def extract(
+        self,
+        settings: TaskSettings,
+        cohort: Cohort,
+        model: EnsembleTransformer,
+        datasets: list[xr.Dataset],
+        device: torch.device,
+    ) -> list[xr.Dataset]:
+        """One evidence store per member; ``datasets[i]`` is member i's evaluation dataset."""
+        raise NotImplementedError
+
+    model_store: ClassVar[StoreContract]  # per-model evidence store (results/extract/...)
+
+    # -------------------------------------------------------------------------------- combine
+    def add_references(
+        self, settings: TaskSettings, combined: xr.Dataset, datasets: dict[str, xr.Dataset]
+    ) -> xr.Dataset:
+        """Exact references beside the models in the combined store; ``datasets`` by dataset name."""
+        return combined
+
+    combined_store: ClassVar[StoreContract]  # results/<task>.zarr (grid axes in front of summary dims)
+
+
+def grid_points(grid: dict[str, tuple[Any, ...]], axes: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Cartesian product of the named grid axes, in config order."""
+    return [dict(zip(axes, values)) for values in itertools.product(*(grid[axis] for axis in axes))]
