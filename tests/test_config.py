@@ -12,12 +12,8 @@ import yaml
 
 from headshare.config import ConfigError, load_config, validate_config
 
-from conftest import PROJECT_ROOT, SMOKE_CONFIG
-
-
-def default_config() -> dict:
-    with open(PROJECT_ROOT / "config.yaml") as handle:
-        return yaml.safe_load(handle)
+from helpers.configs import deep_merge, default_config
+from helpers.paths import PROJECT_ROOT, SMOKE_CONFIG
 
 
 def test_shipped_configs_are_valid():
@@ -25,14 +21,6 @@ def test_shipped_configs_are_valid():
     assert config["hmm"]["eval_sequences"] > 0
     for extra in (SMOKE_CONFIG, PROJECT_ROOT / "workflow" / "configs" / "sweep.yaml"):
         validate_config(deep_merge(default_config(), yaml.safe_load(extra.read_text())))
-
-
-def deep_merge(base: dict, override: dict) -> dict:
-    """Merge like Snakemake merges --configfile on top of configfile: (mappings recursively, lists replaced)."""
-    merged = dict(base)
-    for key, value in override.items():
-        merged[key] = deep_merge(base[key], value) if isinstance(value, dict) and key in base else value
-    return merged
 
 
 def test_defaults_are_filled_in():

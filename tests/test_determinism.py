@@ -12,42 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 import xarray as xr
-import yaml
 
-from headshare.cohort_training import train_cohort
-from headshare.cohorts import FAMILIES, cohorts
-from headshare.config import hmm_conditions, validate_config
-from headshare.datasets import hmm_dataset, readoff_dataset, regression_dataset
-from headshare.store import open_store, write_store
+from headshare.store import open_store
 
-from conftest import SMOKE_CONFIG
-from test_config import deep_merge, default_config
 
 TESTS = Path(__file__).resolve().parent
 PROVENANCE = ("config", "parameters", "package_versions", "git_revision")
-
-
-def smoke_config() -> dict:
-    """The smoke configuration as the pipeline sees it: config.yaml with smoke.yaml merged over it."""
-    return validate_config(deep_merge(default_config(), yaml.safe_load(SMOKE_CONFIG.read_text())))
-
-
-def produce_artifacts(workdir: str) -> None:
-    """Every smoke dataset, and the first cohort of each family trained on CPU, written under ``workdir``."""
-    torch.set_num_threads(1)
-    config = {**smoke_config(), "device": "cpu"}
-    root = Path(workdir)
-    for condition in hmm_conditions(config):
-        for a in config["hmm"]["emission_fidelity"]:
-            write_store(hmm_dataset(config, condition.id, a), root / "data" / "hmm" / condition.id / f"a~{a}.zarr")
-    write_store(readoff_dataset(config), root / "data" / "readoff.zarr")
-    write_store(regression_dataset(config), root / "data" / "regression.zarr")
-    for family in FAMILIES:
-        cohort = cohorts(config, family)[0]
-        folders = [root / "models" / member.path for member in cohort.members]
-        train_cohort(
-            config, cohort, [f"{f}/model.pt" for f in folders], [f"{f}/training.json" for f in folders], progress=False
-        )
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +28,7 @@ def two_runs(tmp_path_factory) -> tuple[Path, Path]:
         subprocess.Popen(
             [sys.executable, "-c",
              f"import sys; sys.path.insert(0, {str(TESTS)!r}); "
-             f"from test_determinism import produce_artifacts; produce_artifacts({str(folder)!r})"],
+             f"from helpers.artifacts import produce_artifacts; produce_artifacts({str(folder)!r})"],
             env={**os.environ, "PYTHONHASHSEED": str(index)},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import xarray as xr
@@ -24,10 +23,11 @@ from headshare.checkpoint import CheckpointMismatchError, load_ensemble, load_pa
 from headshare.cohorts import cohorts, model_config
 from headshare.model import EnsembleTransformer, ModelConfig
 from headshare.store import ArtifactError, open_store, write_store
-from headshare.training import Batch, NonFiniteLossError, RegressionSource, TrainConfig, train_ensemble
+from headshare.training import Batch, NonFiniteLossError, RegressionSource
 
-from conftest import PROJECT_ROOT, SMOKE_CONFIG
-from test_determinism import smoke_config
+from helpers.paths import PROJECT_ROOT, SMOKE_CONFIG
+from helpers.artifacts import TINY, small_dataset, tiny_training
+from helpers.configs import smoke_config
 
 TESTS = Path(__file__).resolve().parent
 HALF_WRITTEN = re.compile(r"\.partial|\.tmp")
@@ -150,17 +150,12 @@ def test_sigkill_mid_training_resumes_to_the_same_weights(tmp_path: Path):
 # ----------------------------------------------------------------------------- SIGKILL inside a write
 
 
-def small_dataset() -> xr.Dataset:
-    values = np.arange(600, dtype=np.float64).reshape(20, 30) / 7
-    return xr.Dataset({"first": (("row", "column"), values), "second": (("row",), np.arange(20))})
-
-
 def test_a_store_write_killed_midway_is_cleared_by_the_next_write(tmp_path: Path):
     target = tmp_path / "stores" / "data.zarr"
     killed = run_python(
         "import os, signal, xarray as xr\n"
         "from headshare.store import write_store\n"
-        "from test_faults import small_dataset\n"
+        "from helpers.artifacts import small_dataset\n"
         "real = xr.Dataset.to_zarr\n"
         "def dying(self, store, **kwargs):\n"
         "    real(self[['first']], store, **kwargs)\n"  # half the variables are on disk
@@ -178,25 +173,11 @@ def test_a_store_write_killed_midway_is_cleared_by_the_next_write(tmp_path: Path
     xr.testing.assert_identical(open_store(target), small_dataset())
 
 
-TINY = ModelConfig(input_dim=4, n_ctx=5, d_model=8, n_heads=1, d_head=4, d_out=1, attention="linear", positional=False)
-TINY_TRAINING = TrainConfig(steps=10, batch_size=16, warmup_steps=2, log_every=2, checkpoint_every=2, device="cpu")
-
-
-def tiny_training(checkpoint: Path | None, source: Callable[[int], Batch] | None = None) -> EnsembleTransformer:
-    """Two in-context regression models trained for 10 steps (resuming from ``checkpoint`` if it exists)."""
-    model = EnsembleTransformer.from_seeds(TINY, [3, 4])
-    source = source or RegressionSource(seeds=[3, 4], batch_size=16, d=3, n_context=4)
-    train_ensemble(
-        model, source, TINY_TRAINING, "mse", model_names=["a", "b"], progress=False, checkpoint_path=checkpoint
-    )
-    return model
-
-
 def test_a_checkpoint_write_killed_midway_leaves_the_previous_one_to_resume_from(tmp_path: Path):
     checkpoint = tmp_path / "ckpt.pt"
     killed = run_python(
         "import os, signal, torch\n"
-        "from test_faults import tiny_training\n"
+        "from helpers.artifacts import tiny_training\n"
         "real, saves = torch.save, []\n"
         "def dying(payload, handle, *args, **kwargs):\n"
         "    saves.append(payload['step'])\n"

@@ -11,7 +11,7 @@ from matplotlib.image import imread
 
 from headshare import figures
 from headshare.store import write_store
-from synthetic_stores import (
+from helpers.synthetic import (
     DEFAULT_CONDITIONS,
     synthetic_belief_store,
     synthetic_hmm_store,

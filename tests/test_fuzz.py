@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from headshare.config import CONFIG_SCHEMA, ConfigError, validate_config
 from headshare.predictions import PREDICTIONS_FILE, PREDICTIONS_SCHEMA, PredictionError, validate_predictions
 
-from conftest import PROJECT_ROOT, SMOKE_CONFIG
+from helpers.paths import PROJECT_ROOT, SMOKE_CONFIG
 
 FUZZ = settings(
     max_examples=300,

@@ -10,11 +10,11 @@ import pytest
 import xarray as xr
 import yaml
 
-from headshare.config import load_config
 from headshare.exact import conditional_entropies
 from headshare.processes import mess3
 
-from conftest import SMOKE_CONFIG, run_snakemake
+from helpers.paths import PROJECT_ROOT, SMOKE_CONFIG
+from helpers.snakemake import run_snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -70,8 +70,6 @@ def test_changing_one_lambda_pair_regenerates_only_that_dataset(data_workdir: Pa
 
 
 def readme_python_blocks() -> list[str]:
-    from conftest import PROJECT_ROOT
-
     text = (PROJECT_ROOT / "README.md").read_text()
     return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
 

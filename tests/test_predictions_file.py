@@ -18,7 +18,7 @@ from headshare.predictions import (
 )
 from headshare.processes import ProcessError, build_process
 
-from conftest import PROJECT_ROOT
+from helpers.paths import PROJECT_ROOT
 
 
 def shipped() -> dict:

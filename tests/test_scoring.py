@@ -14,7 +14,7 @@ from headshare.predictions import QUANTITIES, Rule, load_predictions, validate_p
 from headshare.scoring import COLUMNS, MEASURES, VERDICTS, parity_contrast, score, write_scores
 from headshare.store import ArtifactError
 
-from conftest import PROJECT_ROOT
+from helpers.paths import PROJECT_ROOT
 
 CONTEXT = 10
 DISTANCES = np.arange(CONTEXT)

@@ -17,7 +17,8 @@ import pytest
 import xarray as xr
 from snakemake.profiles import ProfileConfigFileParser
 
-from conftest import PROJECT_ROOT, run_snakemake
+from helpers.paths import PROJECT_ROOT
+from helpers.snakemake import run_snakemake
 
 SLURM_PROFILE = PROJECT_ROOT / "profiles" / "slurm"
 CLUSTER_SCRIPT = PROJECT_ROOT / ".ci" / "slurm-cluster.sh"
