@@ -1,6 +1,6 @@
 """Pre-registered predictions: load the versioned file, validate it, and resolve each entry's decision rule.
 
-The JSON schema (workflow/schemas/predictions.schema.yaml) checks types and allowed values and fills the
+The JSON schema (headshare/schemas/predictions.schema.yaml, shipped with the package) checks types and allowed values and fills the
 decision defaults; :func:`validate_predictions` adds what a schema cannot express - unique ids, selectors
 that exist in the quantity's store, rule values of the right shape for the quantity, and consistent
 infeasible/substitute cross-references - and reports every failure as one line.
@@ -17,7 +17,7 @@ import yaml
 from headshare.config import SCHEMA_DIR, ConfigError, validate_against_schema
 
 PREDICTIONS_SCHEMA = SCHEMA_DIR / "predictions.schema.yaml"
-PREDICTIONS_FILE = SCHEMA_DIR.parent / "predictions.yaml"
+PREDICTIONS_FILE = Path(__file__).resolve().parents[2] / "workflow" / "predictions.yaml"  # in a source checkout
 
 # Grid axes of each combined store (results/<family>.zarr) that a selector may name; seeds are pooled.
 FAMILY_AXES: dict[str, tuple[str, ...]] = {
