@@ -10,8 +10,9 @@ import pytest
 import xarray as xr
 import yaml
 
+from headshare.analysis.decay import parity_contrast
 from headshare.predictions import QUANTITIES, Rule, load_predictions, validate_predictions
-from headshare.scoring import COLUMNS, MEASURES, VERDICTS, parity_contrast, score, write_scores
+from headshare.scoring import COLUMNS, MEASURES, VERDICTS, score, write_scores
 from headshare.store import ArtifactError
 
 from helpers.paths import PROJECT_ROOT

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from headshare.analysis.decay import DEFAULT_ATTENTION_FLOOR
+from headshare.analysis.decay import geometric_mean, parity_contrast
 from headshare.predictions import FAMILY_AXES, QUANTITIES, QuantitySpec, Rule, decision_rule
 from headshare.store import ArtifactError
 
@@ -116,29 +116,6 @@ def write_scores(scores: pd.DataFrame, csv_path: str | Path, md_path: str | Path
         *("| " + " | ".join(_markdown_cell(value) for value in row) + " |" for row in scores.itertuples(index=False)),
     ]
     Path(md_path).write_text("\n".join(lines) + "\n")
-
-
-def parity_contrast(curves: np.ndarray, floor: float = DEFAULT_ATTENTION_FLOOR) -> np.ndarray:
-    """How strongly attention favours one parity of the distance, in nats: > 0 even, < 0 odd.
-
-    ``curves`` is (..., D) over distances 0..D-1. With z(n) = log a(n) - (log a(n-1) + log a(n+1)) / 2, the
-    departure from the geometric mean of the neighbours (zero for any geometric decay, so the rate does not
-    leak in), the contrast is the mean of (-1)^n z(n) over 2 <= n <= D-2 (distance 0 is unidentifiable).
-    Values are clipped at ``floor`` so that a parity getting no attention at all still counts, and triples
-    whose outer points lie on opposite sides of the floor (a decay running into it, not a parity pattern)
-    or that lie wholly below it are skipped. For a(n) = c r^n rho^[n even] above the floor it is exactly
-    log rho. NaN without a usable triple.
-    """
-    curves = np.asarray(curves, dtype=np.float64)
-    n = np.arange(2, curves.shape[-1] - 1)
-    logs = np.log(np.maximum(curves, floor))
-    z = logs[..., n] - 0.5 * (logs[..., n - 1] + logs[..., n + 1])
-    above = curves > floor  # False for NaN
-    outer_above = above[..., n - 1]
-    informative = (outer_above == above[..., n + 1]) & (outer_above | above[..., n])
-    count = informative.sum(axis=-1)
-    total = np.where(informative, (-1.0) ** n * z, 0.0).sum(axis=-1)
-    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 # ----------------------------------------------------------------------------------------- rows
@@ -384,14 +361,6 @@ def _head_rates(point: xr.Dataset, rule: Rule) -> tuple[np.ndarray, np.ndarray, 
     )
 
 
-def _filter_decay(point: xr.Dataset) -> np.ndarray:
-    """Each factor's exact-filter effective decay: geometric mean of r_eff(n) over the finite steps."""
-    r_eff = point["factor_filter_decay"].transpose("factor", "step").values.astype(np.float64)
-    usable = np.isfinite(r_eff) & (r_eff > 0)
-    logs = np.log(np.where(usable, r_eff, 1.0))  # unusable steps add log 1 = 0
-    return np.where(usable.any(axis=1), np.exp(logs.sum(axis=1) / np.maximum(usable.sum(axis=1), 1)), np.nan)
-
-
 def _decay_rate(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> Measured:
     rate, low, high, split = _head_rates(point, rule)
     predicted = np.asarray(rule.value)
@@ -416,7 +385,7 @@ def _decay_rate(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> Measured:
         outside = (high[seed, order] < band_low) | (low[seed, order] > band_high)
         matched[seed], missed[seed] = inside.all(), outside.any()
 
-    r_eff = _filter_decay(point)
+    r_eff = geometric_mean(point["factor_filter_decay"].transpose("factor", "step").values)
     lambdas = [float(point[f"lambda{factor}"]) for factor in (1, 2)]
     filter_note = ", ".join(f"{lam:g} -> {r:.2f}" for lam, r in zip(lambdas, r_eff))
     means = np.array(

@@ -213,6 +213,42 @@ def signed_decay(
     )
 
 
+def geometric_mean(ratios: np.ndarray) -> np.ndarray:
+    """Geometric mean over the last axis of the positive finite entries, NaN where there are none.
+
+    Summarises a per-step decay ratio r(n) (such as the exact filter's effective decay) as one
+    rate; steps where the ratio is undefined or not positive carry no rate and are left out.
+    """
+    ratios = np.asarray(ratios, dtype=np.float64)
+    usable = np.isfinite(ratios) & (ratios > 0)
+    logs = np.log(np.where(usable, ratios, 1.0))  # unusable steps add log 1 = 0
+    count = usable.sum(axis=-1)
+    return np.where(count > 0, np.exp(logs.sum(axis=-1) / np.maximum(count, 1)), np.nan)
+
+
+def parity_contrast(curves: np.ndarray, floor: float = DEFAULT_ATTENTION_FLOOR) -> np.ndarray:
+    """How strongly attention favours one parity of the distance, in nats: > 0 even, < 0 odd.
+
+    ``curves`` is (..., D) over distances 0..D-1. With z(n) = log a(n) - (log a(n-1) + log a(n+1)) / 2,
+    the departure from the geometric mean of the neighbours (zero for any geometric decay, so the rate
+    does not leak in), the contrast is the mean of (-1)^n z(n) over 2 <= n <= D-2 (distance 0 is
+    unidentifiable). Values are clipped at ``floor`` so that a parity getting no attention at all still
+    counts, and triples whose outer points lie on opposite sides of the floor (a decay running into it,
+    not a parity pattern) or that lie wholly below it are skipped. For a(n) = c r^n rho^[n even] above
+    the floor it is exactly log rho. NaN without a usable triple.
+    """
+    curves = np.asarray(curves, dtype=np.float64)
+    n = np.arange(2, curves.shape[-1] - 1)
+    logs = np.log(np.maximum(curves, floor))
+    z = logs[..., n] - 0.5 * (logs[..., n - 1] + logs[..., n + 1])
+    above = curves > floor  # False for NaN
+    outer_above = above[..., n - 1]
+    informative = (outer_above == above[..., n + 1]) & (outer_above | above[..., n])
+    count = informative.sum(axis=-1)
+    total = np.where(informative, (-1.0) ** n * z, 0.0).sum(axis=-1)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
 def _check_curves(curves: np.ndarray, distances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Curves as (K, D) float64 and distances as strictly increasing (D,) integers."""
     curves = np.atleast_2d(np.asarray(curves, dtype=np.float64))
