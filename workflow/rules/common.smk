@@ -25,8 +25,14 @@ def project_path(path):
 
 RESULTS = config["results"]
 # Training and extraction jobs: with "auto" each takes every core Snakemake was given, so they run one at
-# a time (the scripts cap torch's threads at the machine's cores).
-HEAVY_THREADS = workflow.cores if config["threads"] == "auto" else config["threads"]
+# a time (the scripts cap torch's threads at the machine's cores). A cluster executor has no --cores (each
+# job is its own allocation): there "auto" is --max-threads (profiles/slurm sets it, and Snakemake hands it
+# on to the jobs, which cap their threads at it), or 1 without it.
+HEAVY_THREADS = (
+    config["threads"]
+    if config["threads"] != "auto"
+    else workflow.resource_settings.cores or workflow.resource_settings.max_threads or 1
+)
 PREDICTIONS = project_path(config["predictions"])
 CONDITION_IDS = [condition.id for condition in hmm_conditions(config)]
 EMISSION_FIDELITIES = [str(a) for a in config["hmm"]["emission_fidelity"]]
