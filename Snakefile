@@ -47,18 +47,18 @@ rule all:
 
 rule data:
     input:
-        data_targets(),
+        dataset_targets(),
 
 
 rule train:
     input:
         [
             model_file(member, "model.pt")
-            for family in FAMILIES
-            for member in all_members(family)
+            for task in TASKS
+            for member in all_members(task)
         ],
 
 
 rule extract:
     input:
-        [f"{RESULTS}/{family}.zarr" for family in FAMILIES],
+        [combined_store(task.name) for task in TASKS],

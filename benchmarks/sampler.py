@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from headshare.data.hmm import sample_product
-from headshare.processes import HMM, mess3
+from headshare.tasks.hmm.sampler import sample_product
+from headshare.tasks.hmm.processes import HMM, mess3
 
 LENGTH = 11
 VECTORISED_SEQUENCES = 20_000

@@ -12,7 +12,7 @@ from headshare.analysis.readoff import (
     preference_order,
     signal_preference,
 )
-from headshare.data.readoff import VOCAB_SIZE, sample_readoff
+from headshare.tasks.readoff.sampler import VOCAB_SIZE, sample_readoff
 
 
 def readoff_attention(tokens: np.ndarray, scores: np.ndarray) -> np.ndarray:

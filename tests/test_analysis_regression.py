@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from headshare.analysis.regression import gd_query_gradient, input_gradient_cosine, prediction_l2
-from headshare.data.regression import sample_regression
+from headshare.tasks.regression.sampler import sample_regression
 
 
 def one_step_gd_prediction(tokens: torch.Tensor, eta: float) -> torch.Tensor:

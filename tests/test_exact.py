@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from headshare.data.hmm import sample_hmm
-from headshare.exact import (
+from headshare.tasks.hmm.sampler import sample_hmm
+from headshare.tasks.hmm.exact import (
     conditional_entropies,
     effective_decay,
     filter_log_loss,
@@ -15,7 +15,7 @@ from headshare.exact import (
     filter_sensitivity,
     product_conditional_entropies,
 )
-from headshare.processes import HMM, ProcessError, mess3, product, two_state
+from headshare.tasks.hmm.processes import HMM, ProcessError, mess3, product, two_state
 
 
 def sequence_probability(hmm: HMM, sequence) -> float:

@@ -5,8 +5,8 @@ import itertools
 import numpy as np
 import pytest
 
-from headshare.data.hmm import sample_hmm, sample_product
-from headshare.processes import HMM, mess3, product, two_state
+from headshare.tasks.hmm.sampler import sample_hmm, sample_product
+from headshare.tasks.hmm.processes import HMM, mess3, product, two_state
 
 N_SEQ = 100_000
 TOLERANCE_IN_STANDARD_ERRORS = 5
@@ -118,7 +118,7 @@ def test_sizes_must_be_positive(n_seq, length):
 
 
 def test_token_only_sampler_of_several_products_draws_each_one_independently():
-    from headshare.data.hmm import sample_product, sample_product_tokens
+    from headshare.tasks.hmm.sampler import sample_product, sample_product_tokens
 
     pairs = [(mess3(0.7, 0.85), mess3(-0.3, 0.6)), (mess3(0.2, 0.9), mess3(0.5, 0.4))]
     tokens = sample_product_tokens(pairs, 300, 9, [np.random.default_rng(seed) for seed in (7, 8)])

@@ -10,8 +10,8 @@ import pytest
 import xarray as xr
 import yaml
 
-from headshare.exact import conditional_entropies
-from headshare.processes import mess3
+from headshare.tasks.hmm.exact import conditional_entropies
+from headshare.tasks.hmm.processes import mess3
 
 from helpers.paths import PROJECT_ROOT, SMOKE_CONFIG
 from helpers.snakemake import run_snakemake

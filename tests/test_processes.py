@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from headshare.processes import (
+from headshare.tasks.hmm.processes import (
     HMM,
     ProcessError,
     build_process,

@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from headshare.data.readoff import (
+from headshare.tasks.readoff.sampler import (
     CLASS_PAIRS,
     N_CLASSES,
     N_NOISE,

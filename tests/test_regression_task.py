@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from headshare.data.regression import (
+from headshare.tasks.regression.sampler import (
     RegressionSample,
     expected_gd_loss,
     expected_optimal_gd_step,

@@ -349,7 +349,7 @@ def fake_module(monkeypatch, name, **functions):
 
 
 def test_hmm_source_shifts_and_keeps_member_streams_independent():
-    from headshare.processes import mess3
+    from headshare.tasks.hmm.processes import mess3
 
     first, second = (mess3(0.7, 0.85), mess3(0.3, 0.85)), (mess3(-0.3, 0.6), mess3(0.5, 0.9))
     cohort = HMMSource([first, second], seeds=[7, 9], batch_size=5, n_ctx=6)(step=2)
@@ -362,7 +362,7 @@ def test_hmm_source_shifts_and_keeps_member_streams_independent():
 
 
 def test_readoff_source_puts_the_label_at_the_readoff_position():
-    from headshare.data.readoff import READOFF_TOKEN, sample_readoff
+    from headshare.tasks.readoff.sampler import READOFF_TOKEN, sample_readoff
 
     batch = ReadoffSource(seeds=[4, 8], batch_size=6, n_ctx=10)(step=1)
     direct = sample_readoff(6, 10, member_rng(8, 1))
@@ -378,7 +378,7 @@ def test_regression_source_shapes(monkeypatch):
             tokens=rng.normal(size=(n_tasks, n_context + 1, d + 1)), targets=rng.normal(size=n_tasks)
         )
 
-    fake_module(monkeypatch, "headshare.data.regression", sample_regression=sample_regression)
+    fake_module(monkeypatch, "headshare.tasks.regression.sampler", sample_regression=sample_regression)
     batch = RegressionSource(seeds=[0, 1, 2], batch_size=4, d=10, n_context=10)(step=0)
     assert batch.inputs.shape == (3, 4, 11, 11) and batch.inputs.dtype == torch.float32
     assert batch.targets.shape == (3, 4) and batch.loss_positions.sum() == 1

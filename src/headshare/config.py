@@ -1,27 +1,26 @@
-"""Experiment configuration: schema validation with one-line errors, and the grids it defines.
+"""Experiment configuration: schema validation with one-line errors, defaults filled in.
 
-The JSON schema (workflow/schemas/config.schema.yaml) checks types, ranges and allowed values and fills
-defaults; :func:`validate_config` adds what a schema cannot express (process eigenvalue bounds, unique
-condition ids) and turns every failure into a single line naming the key and the allowed values.
+The config's schema is assembled from the base schema (headshare/schemas/config.schema.yaml: results,
+device, model, training, ...) and one section per registered task (each task folder's schema.yaml), so a
+new task brings its own section. :func:`validate_config` checks types, ranges and allowed values, fills
+defaults, then runs each task's own checks (what a schema cannot express, such as process eigenvalue
+bounds) and turns every failure into a single line naming the key and the allowed values.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
-import itertools
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from headshare.processes import HMM, ProcessError, build_process, product
-
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
-CONFIG_SCHEMA = SCHEMA_DIR / "config.schema.yaml"
+SCHEMA_DIR = Path(__file__).with_name("schemas")
+BASE_SCHEMA = SCHEMA_DIR / "config.schema.yaml"
 
 
 class ConfigError(ValueError):
@@ -45,11 +44,10 @@ def describe_schema_error(error: Any, document: str = "config") -> str:
     return f"{where} = {error.instance!r} is invalid: {error.message}" + (f" (allowed: {detail})" if detail else "")
 
 
-@functools.cache
-def strict_validator(schema: Path) -> Any:
-    """A validator of ``schema`` that means what the schema says. Plain jsonschema counts 1.0 as an integer,
-    lets NaN and infinity through every bound (NaN compares false) and reads a pattern's "$" the Python way,
-    which also matches before a final newline; so 2.0 heads, a NaN learning rate or the id "m3\\n" would pass."""
+def _strict_validator_class() -> Any:
+    """A validator class that means what a schema says. Plain jsonschema counts 1.0 as an integer, lets NaN
+    and infinity through every bound (NaN compares false) and reads a pattern's "$" the Python way, which
+    also matches before a final newline; so 2.0 heads, a NaN learning rate or the id "m3\\n" would pass."""
     import jsonschema
 
     def is_integer(_: Any, value: Any) -> bool:
@@ -64,47 +62,81 @@ def strict_validator(schema: Path) -> Any:
 
     base = jsonschema.Draft202012Validator
     checker = base.TYPE_CHECKER.redefine_many({"integer": is_integer, "number": is_number})
-    strict = jsonschema.validators.extend(base, {"pattern": pattern}, type_checker=checker)
-    return strict(yaml.safe_load(schema.read_text()))
+    return jsonschema.validators.extend(base, {"pattern": pattern}, type_checker=checker)
 
 
-def validate_against_schema(document: dict, schema: Path, name: str) -> dict:
-    """Validate ``document`` in place with the strict validator, then let Snakemake's fill the defaults."""
+def _defaults_filler_class() -> Any:
+    """A validator class that also fills each missing property that has a default (in place)."""
     import jsonschema
-    from snakemake.exceptions import WorkflowError
-    from snakemake.utils import validate
 
+    strict = _strict_validator_class()
+    check_properties = strict.VALIDATORS["properties"]
+
+    def fill_then_check(validator: Any, properties: dict, instance: Any, schema: dict) -> Iterator[Any]:
+        if validator.is_type(instance, "object"):
+            for name, subschema in properties.items():
+                if isinstance(subschema, dict) and "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from check_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(strict, {"properties": fill_then_check})
+
+
+@functools.cache
+def load_schema(path: Path) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def validate_against_schema(document: Any, schema: Path | dict, name: str) -> dict:
+    """Validate ``document`` in place against ``schema`` (a dict or a YAML file) and fill its defaults."""
     if not isinstance(document, dict):
         raise ConfigError(f"{name}: expected a mapping of keys to values, got {type(document).__name__}")
-    error = next(strict_validator(schema).iter_errors(document), None)
+    schema = load_schema(schema) if isinstance(schema, Path) else schema
+    error = next(_strict_validator_class()(schema).iter_errors(document), None)
+    if error is None:
+        error = next(_defaults_filler_class()(schema).iter_errors(document), None)
     if error is not None:
         raise ConfigError(describe_schema_error(error, name))
-    try:
-        validate(document, str(schema), set_default=True)
-    except WorkflowError as error:
-        cause = error.__context__  # Snakemake raises its WorkflowError while handling jsonschema's error
-        if not isinstance(cause, jsonschema.ValidationError):
-            raise ConfigError(f"{name}: {str(error).splitlines()[0]}") from None
-        raise ConfigError(describe_schema_error(cause, name)) from None
     return document
 
 
-def validate_config(config: dict) -> dict:
+def config_schema() -> dict:
+    """The whole config schema: the base schema plus one section per registered task."""
+    from headshare import tasks
+
+    schema = copy.deepcopy(load_schema(BASE_SCHEMA))
+    for task in tasks.all_tasks():
+        schema["properties"][task.name] = task.schema()
+    return schema
+
+
+def validate_config(config: Any) -> dict:
     """Check a loaded config completely before any job runs; returns it with defaults filled in."""
-    validate_against_schema(config, CONFIG_SCHEMA, "config")
-    seen: set[str] = set()
-    for index, condition in enumerate(config["hmm"]["conditions"]):
-        where = f"config.hmm.conditions[{index}] ({condition['id']})"
-        if condition["id"] in seen:
-            raise ConfigError(f"{where}: duplicate id {condition['id']!r}; condition ids must be unique")
-        seen.add(condition["id"])
-        for position, factor in enumerate(condition["factors"]):
-            for a in config["hmm"]["emission_fidelity"]:
-                try:
-                    build_process(factor["kind"], factor["lambda"], a)
-                except ProcessError as error:
-                    raise ConfigError(f"{where}.factors[{position}]: {error}") from None
+    from headshare import tasks
+
+    if isinstance(config, dict):
+        _load_task_packages(config.get("task_packages", []))
+    validate_against_schema(config, config_schema(), "config")
+    active = tasks.active(config)
+    if not active:
+        names = ", ".join(task.name for task in tasks.all_tasks())
+        raise ConfigError(f"config: no task section; give at least one of: {names}")
+    for task in active:
+        if task.name not in config["training"]:
+            raise ConfigError(f"config.training: no settings for task {task.name!r} (config has a {task.name} section)")
+        task.validate(config)
     return config
+
+
+def _load_task_packages(packages: Any) -> None:
+    from headshare import tasks
+
+    if not isinstance(packages, list) or not all(isinstance(package, str) for package in packages):
+        raise ConfigError(f"config.task_packages = {packages!r} is invalid: expected a list of module names")
+    try:
+        tasks.load(packages)
+    except ImportError as error:
+        raise ConfigError(f"config.{error}") from None
 
 
 def load_config(path: str | Path) -> dict:
@@ -115,47 +147,3 @@ def load_config(path: str | Path) -> dict:
         except yaml.YAMLError as error:
             raise ConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
     return validate_config(config)
-
-
-@dataclass(frozen=True)
-class Factor:
-    kind: str
-    lam: float
-
-
-@dataclass(frozen=True)
-class Condition:
-    """One product-process condition: two independent factors interleaved as one token stream."""
-
-    id: str
-    role: str
-    factors: tuple[Factor, Factor]
-
-    def factor_processes(self, a: float) -> tuple[HMM, HMM]:
-        return tuple(build_process(f.kind, f.lam, a) for f in self.factors)  # type: ignore[return-value]
-
-    def process(self, a: float) -> HMM:
-        return product(*self.factor_processes(a))
-
-
-def hmm_conditions(config: dict) -> list[Condition]:
-    return [
-        Condition(
-            id=entry["id"],
-            role=entry.get("role", "preregistered"),
-            factors=tuple(Factor(f["kind"], float(f["lambda"])) for f in entry["factors"]),  # type: ignore[arg-type]
-        )
-        for entry in config["hmm"]["conditions"]
-    ]
-
-
-def condition_by_id(config: dict, condition_id: str) -> Condition:
-    for condition in hmm_conditions(config):
-        if condition.id == condition_id:
-            return condition
-    raise ConfigError(f"unknown condition {condition_id!r}; known: {[c.id for c in hmm_conditions(config)]}")
-
-
-def grid_points(grid: dict, axes: tuple[str, ...]) -> list[dict]:
-    """Cartesian product of the named grid axes, in config order."""
-    return [dict(zip(axes, values)) for values in itertools.product(*(grid[axis] for axis in axes))]

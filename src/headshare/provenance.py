@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import json
 import subprocess
@@ -41,7 +42,9 @@ def git_revision(root: Path = PROJECT_ROOT) -> str:
 
 
 def to_jsonable(value: Any) -> Any:
-    """Convert numpy scalars and arrays (e.g. from Snakemake's Paramspace) to plain JSON types."""
+    """Convert dataclasses, numpy scalars and arrays to plain JSON types."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_jsonable(dataclasses.asdict(value))
     if isinstance(value, dict):
         return {str(key): to_jsonable(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):

@@ -153,86 +153,8 @@ def loss_positions(n_ctx: int, last_only: bool) -> Tensor:
     return mask
 
 
-def _per_member(draw: Callable[[int, np.random.Generator], Any], seeds: Sequence[int], step: int) -> list:
+def per_member(draw: Callable[[int, np.random.Generator], Any], seeds: Sequence[int], step: int) -> list:
     return [draw(index, member_rng(seed, step)) for index, seed in enumerate(seeds)]
-
-
-@dataclass(frozen=True)
-class HMMSource:
-    """Next-token prediction on sequences of the product of two HMMs, one pair per member.
-
-    Draws n_ctx + 1 tokens, feeds x[:-1] and predicts x[1:], so every attention source is a
-    real token and the optimum at (0-based) position t is H(X_{t+2} | X_1..X_{t+1}).
-    """
-
-    processes: Sequence[tuple[Any, Any]]
-    seeds: Sequence[int]
-    batch_size: int
-    n_ctx: int
-    last_only: bool | Sequence[bool] = False  # one flag for all members, or one per member
-
-    def __post_init__(self) -> None:
-        if len(self.processes) != len(self.seeds):
-            raise ValueError(
-                f"need one process pair per seed: {len(self.processes)} pairs, {len(self.seeds)} seeds"
-            )
-
-    def __call__(self, step: int) -> Batch:
-        from headshare.data.hmm import sample_product_tokens
-
-        rngs = [member_rng(seed, step) for seed in self.seeds]
-        tokens = torch.from_numpy(sample_product_tokens(self.processes, self.batch_size, self.n_ctx + 1, rngs))
-        return Batch(
-            inputs=tokens[:, :, :-1].contiguous(),
-            targets=tokens[:, :, 1:].contiguous(),
-            loss_positions=(
-                loss_positions(self.n_ctx, self.last_only)
-                if isinstance(self.last_only, bool)
-                else torch.stack([loss_positions(self.n_ctx, flag) for flag in self.last_only])
-            ),
-        )
-
-
-@dataclass(frozen=True)
-class ReadoffSource:
-    """Readoff classification: the pair label is the target at the last (readoff) position."""
-
-    seeds: Sequence[int]
-    batch_size: int
-    n_ctx: int
-
-    def __call__(self, step: int) -> Batch:
-        from headshare.data.readoff import sample_readoff
-
-        samples = _per_member(
-            lambda _, rng: sample_readoff(self.batch_size, self.n_ctx, rng), self.seeds, step
-        )
-        tokens = torch.from_numpy(np.stack([s.tokens for s in samples]))
-        targets = torch.zeros_like(tokens)
-        targets[:, :, -1] = torch.from_numpy(np.stack([s.labels for s in samples]))
-        return Batch(tokens, targets, loss_positions(self.n_ctx, last_only=True))
-
-
-@dataclass(frozen=True)
-class RegressionSource:
-    """In-context linear regression: d+1-dim tokens, the target is y at the final query token."""
-
-    seeds: Sequence[int]
-    batch_size: int
-    d: int
-    n_context: int
-
-    def __call__(self, step: int) -> Batch:
-        from headshare.data.regression import sample_regression
-
-        samples = _per_member(
-            lambda _, rng: sample_regression(self.batch_size, self.d, self.n_context, rng),
-            self.seeds,
-            step,
-        )
-        inputs = torch.from_numpy(np.stack([s.tokens for s in samples]).astype(np.float32))
-        targets = torch.from_numpy(np.stack([s.targets for s in samples]).astype(np.float32))
-        return Batch(inputs, targets, loss_positions(self.n_context + 1, last_only=True))
 
 
 class Prefetcher:

@@ -1,18 +1,12 @@
-"""Paths and target lists shared by every stage; all derive from the validated config."""
+"""Paths and target lists shared by every stage; all derive from the validated config through the task
+registry (headshare.tasks), so no rule file names a task."""
 
 import json
+import re
 from pathlib import Path
 
-from headshare.cohorts import (
-    COHORT_TEMPLATES,
-    FAMILIES,
-    cohorts,
-    find_cohort,
-    member_grid,
-    MEMBER_TEMPLATES,
-)
-from headshare.config import hmm_conditions
-from headshare.figures import FIGURE_CAPTIONS, FIGURE_SOURCES
+from headshare import layout, tasks
+from headshare.provenance import to_jsonable
 
 
 def project_path(path):
@@ -34,119 +28,80 @@ HEAVY_THREADS = (
     else workflow.resource_settings.cores or workflow.resource_settings.max_threads or 1
 )
 PREDICTIONS = project_path(config["predictions"])
-CONDITION_IDS = [condition.id for condition in hmm_conditions(config)]
-EMISSION_FIDELITIES = [str(a) for a in config["hmm"]["emission_fidelity"]]
-
-
-wildcard_constraints:
-    condition="|".join(re.escape(c) for c in CONDITION_IDS),
-    a="|".join(re.escape(a) for a in EMISSION_FIDELITIES),
-    attention="linear|softmax",
-    n_heads=r"\d+",
-    d_head=r"\d+",
+TASKS = tasks.active(config)
+SETTINGS = {task.name: task.settings(config) for task in TASKS}
 
 
 def canonical(value):
     """Params as canonical JSON, so a config's key order never looks like a change and triggers a rerun."""
-    return json.dumps(value, sort_keys=True)
+    return json.dumps(to_jsonable(value), sort_keys=True)
 
 
-def hmm_data_path(condition="{condition}", a="{a}"):
-    return f"{RESULTS}/data/hmm/{condition}/a~{a}.zarr"
+def constraints(task, axes):
+    """Wildcard constraints: each grid axis matches exactly the values this config gives it."""
+    grid = SETTINGS[task.name].grid
+    return {axis: "|".join(re.escape(str(value)) for value in grid[axis]) for axis in axes}
 
 
-def hmm_data_targets():
-    return [hmm_data_path(c, a) for c in CONDITION_IDS for a in EMISSION_FIDELITIES]
+def cohorts(task_name):
+    return tasks.get(task_name).cohorts(SETTINGS[task_name])
 
 
-def data_targets():
-    return hmm_data_targets() + [
-        f"{RESULTS}/data/readoff.zarr",
-        f"{RESULTS}/data/regression.zarr",
-    ]
+def dataset_store(name):
+    return layout.dataset_store(RESULTS, name)
 
 
-def member_names(family):
+def dataset_targets():
     return [
-        MEMBER_TEMPLATES[family].format(**own) for own in member_grid(config, family)
+        dataset_store(task.dataset_name(key))
+        for task in TASKS
+        for key in task.dataset_keys(SETTINGS[task.name])
     ]
 
 
 def model_file(member_path, name):
-    """A file in a model's folder under results/models/ (name: "model.pt" or "training.json")."""
-    return f"{RESULTS}/models/{member_path}/{name}"
+    return layout.model_file(RESULTS, member_path, name)
 
 
 def model_store(member_path):
-    """A model's own evidence store under results/extract/."""
-    return f"{RESULTS}/extract/{member_path}.zarr"
+    return layout.model_store(RESULTS, member_path)
 
 
-def cohort_members(family):
+def combined_store(task_name):
+    return layout.combined_store(RESULTS, task_name)
+
+
+def cohort_members(task):
     """Member paths of one cohort, with the cohort's grid values left as Snakemake wildcards."""
-    return [f"{COHORT_TEMPLATES[family]}/{member}" for member in member_names(family)]
+    return [f"{task.cohort_template}/{member.name}" for member in task.cohorts(SETTINGS[task.name])[0].members]
 
 
-def all_members(family):
-    return [
-        member.path for cohort in cohorts(config, family) for member in cohort.members
-    ]
+def all_members(task):
+    return [member.path for cohort in cohorts(task.name) for member in cohort.members]
 
 
-def extract_data_inputs(family):
-    if family == "hmm":
-        return [hmm_data_path("{condition}", a) for a in EMISSION_FIDELITIES]
-    return [f"{RESULTS}/data/{family}.zarr"]
+def cohort_name(task, wildcards):
+    return task.cohort_template.format(**wildcards)
 
 
-def figure_stems():
-    """Every figure this config supports (the a sweep figure needs at least two emission fidelities)."""
-    return [
-        stem
-        for stem in FIGURE_CAPTIONS
-        if stem != "attention_decay_by_a" or len(EMISSION_FIDELITIES) > 1
-    ]
+def cohort_datasets(task, wildcards):
+    """The evaluation datasets a cohort's members are judged on (each once)."""
+    cohort = task.find_cohort(SETTINGS[task.name], cohort_name(task, wildcards))
+    names = dict.fromkeys(task.dataset_name(member.coords) for member in cohort.members)
+    return [dataset_store(name) for name in names]
 
 
-def figure_targets():
-    return [
-        f"{RESULTS}/figures/{stem}.{ext}"
-        for stem in figure_stems()
-        for ext in ("png", "pdf")
-    ]
-
-
-def example_model_store():
-    """The per-model store whose belief geometry is drawn: the first condition's largest model, first member."""
-    cohort = [
-        c for c in cohorts(config, "hmm") if c.coords["condition"] == CONDITION_IDS[0]
-    ][-1]
-    return model_store(cohort.members[0].path)
-
-
-def figure_input(wildcards):
-    source = FIGURE_SOURCES[wildcards.figure]
-    return example_model_store() if source == "model" else f"{RESULTS}/{source}.zarr"
-
-
-def cohort_name(family, wildcards):
-    return COHORT_TEMPLATES[family].format(**wildcards)
-
-
-def cohort_params(family, wildcards):
+def cohort_params(task, wildcards):
     """Everything that defines a cohort's training, so changing any of it retrains that cohort only."""
-    cohort = find_cohort(config, family, cohort_name(family, wildcards))
-    settings = {key: value for key, value in config[family].items() if key != "grid"}
-    if family == "hmm":
-        settings["conditions"] = [
-            c for c in config["hmm"]["conditions"] if c["id"] == wildcards.condition
-        ]
+    settings = SETTINGS[task.name]
+    cohort = task.find_cohort(settings, cohort_name(task, wildcards))
+    datasets = {task.dataset_name(m.coords): m.coords for m in cohort.members}
     return canonical(
         {
             "cohort": cohort.name,
             "members": [member.coords for member in cohort.members],
-            "model": config["model"],
-            "training": config["training"][family],
-            "task": settings,
+            "model": settings.model,
+            "training": settings.training,
+            "task": [task.dataset_parameters(settings, key) for key in datasets.values()],
         }
     )

@@ -1,54 +1,26 @@
-"""Stage 1: evaluation datasets with their exact references (product HMMs, readoff, regression)."""
+"""Stage 1: evaluation datasets with their exact references, one rule per task."""
 
+for task in TASKS:
 
-rule generate_hmm:
-    output:
-        directory(hmm_data_path()),
-    log:
-        f"{RESULTS}/logs/data/hmm/{{condition}}/a~{{a}}.log",
-    conda:
-        "../../envs/headshare.yaml"
-    params:
-        condition=lambda wildcards: canonical(
-            next(
-                c
-                for c in config["hmm"]["conditions"]
-                if c["id"] == wildcards.condition
-            )
-        ),
-        hmm=canonical(
-            {
-                key: config["hmm"][key]
-                for key in ("context", "eval_sequences", "sensitivity_samples", "seed")
-            }
-        ),
-    script:
-        "../scripts/generate_hmm.py"
-
-
-rule generate_readoff:
-    output:
-        directory(f"{RESULTS}/data/readoff.zarr"),
-    log:
-        f"{RESULTS}/logs/data/readoff.log",
-    conda:
-        "../../envs/headshare.yaml"
-    params:
-        readoff=canonical({k: v for k, v in config["readoff"].items() if k != "grid"}),
-    script:
-        "../scripts/generate_readoff.py"
-
-
-rule generate_regression:
-    output:
-        directory(f"{RESULTS}/data/regression.zarr"),
-    log:
-        f"{RESULTS}/logs/data/regression.log",
-    conda:
-        "../../envs/headshare.yaml"
-    params:
-        regression=canonical(
-            {k: v for k, v in config["regression"].items() if k != "grid"}
-        ),
-    script:
-        "../scripts/generate_regression.py"
+    rule:
+        name:
+            f"generate_{task.name}"
+        output:
+            directory(dataset_store(task.dataset_template)),
+        log:
+            f"{RESULTS}/logs/data/{task.dataset_template}.log",
+        wildcard_constraints:
+            **constraints(task, task.dataset_axes),
+        conda:
+            "../../envs/headshare.yaml"
+        params:
+            task=task.name,
+            dataset=lambda wildcards, task=task: task.dataset_template.format(**wildcards),
+            definition=lambda wildcards, task=task: canonical(
+                task.dataset_parameters(
+                    SETTINGS[task.name],
+                    task.dataset_key(SETTINGS[task.name], task.dataset_template.format(**wildcards)),
+                )
+            ),
+        script:
+            "../scripts/generate.py"

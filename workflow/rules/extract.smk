@@ -1,17 +1,19 @@
-"""Stage 3: evidence from every trained model into one zarr store per model, then one store per family."""
+"""Stage 3: evidence from every trained model into one zarr store per model, then one store per task."""
 
-for family in FAMILIES:
+for task in TASKS:
 
     rule:
         name:
-            f"extract_{family}"
+            f"extract_{task.name}"
         input:
-            models=[model_file(member, "model.pt") for member in cohort_members(family)],
-            data=extract_data_inputs(family),
+            models=[model_file(member, "model.pt") for member in cohort_members(task)],
+            data=lambda wildcards, task=task: cohort_datasets(task, wildcards),
         output:
-            [directory(model_store(member)) for member in cohort_members(family)],
+            [directory(model_store(member)) for member in cohort_members(task)],
         log:
-            f"{RESULTS}/logs/extract/{COHORT_TEMPLATES[family]}.log",
+            f"{RESULTS}/logs/extract/{task.cohort_template}.log",
+        wildcard_constraints:
+            **constraints(task, task.cohort_axes),
         conda:
             "../../envs/headshare.yaml"
         threads: HEAVY_THREADS
@@ -19,27 +21,30 @@ for family in FAMILIES:
             runtime=60,
             mem_mb=6000,
         params:
-            family=family,
-            cohort=lambda wildcards, family=family: cohort_name(family, wildcards),
+            task=task.name,
+            cohort=lambda wildcards, task=task: cohort_name(task, wildcards),
+            results=RESULTS,
         script:
             "../scripts/extract.py"
 
     rule:
         name:
-            f"combine_{family}"
+            f"combine_{task.name}"
         input:
-            stores=[model_store(member) for member in all_members(family)],
-            records=[
-                model_file(member, "training.json") for member in all_members(family)
+            stores=[model_store(member) for member in all_members(task)],
+            records=[model_file(member, "training.json") for member in all_members(task)],
+            data=[
+                dataset_store(task.dataset_name(key))
+                for key in task.dataset_keys(SETTINGS[task.name])
             ],
-            data=hmm_data_targets() if family == "hmm" else extract_data_inputs(family),
         output:
-            directory(f"{RESULTS}/{family}.zarr"),
+            directory(combined_store(task.name)),
         log:
-            f"{RESULTS}/logs/combine/{family}.log",
+            f"{RESULTS}/logs/combine/{task.name}.log",
         conda:
             "../../envs/headshare.yaml"
         params:
-            family=family,
+            task=task.name,
+            results=RESULTS,
         script:
             "../scripts/combine.py"

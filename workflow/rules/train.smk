@@ -1,18 +1,17 @@
 """Stage 2: train each cohort (models of one shape) as one batched ensemble; one output folder per model."""
 
-for family in FAMILIES:
+for task in TASKS:
 
     rule:
         name:
-            f"train_{family}"
+            f"train_{task.name}"
         output:
-            models=[model_file(member, "model.pt") for member in cohort_members(family)],
-            records=[
-                model_file(member, "training.json")
-                for member in cohort_members(family)
-            ],
+            models=[model_file(member, "model.pt") for member in cohort_members(task)],
+            records=[model_file(member, "training.json") for member in cohort_members(task)],
         log:
-            f"{RESULTS}/logs/train/{COHORT_TEMPLATES[family]}.log",
+            f"{RESULTS}/logs/train/{task.cohort_template}.log",
+        wildcard_constraints:
+            **constraints(task, task.cohort_axes),
         conda:
             "../../envs/headshare.yaml"
         threads: HEAVY_THREADS
@@ -20,9 +19,11 @@ for family in FAMILIES:
             runtime=120,
             mem_mb=4000,
         params:
-            family=family,
-            cohort=lambda wildcards, family=family: cohort_name(family, wildcards),
-            definition=lambda wildcards, family=family: cohort_params(family, wildcards),
-            checkpoint=lambda wildcards, family=family: f"{RESULTS}/checkpoints/{cohort_name(family, wildcards)}.pt",
+            task=task.name,
+            cohort=lambda wildcards, task=task: cohort_name(task, wildcards),
+            definition=lambda wildcards, task=task: cohort_params(task, wildcards),
+            checkpoint=lambda wildcards, task=task: layout.checkpoint(
+                RESULTS, cohort_name(task, wildcards)
+            ),
         script:
             "../scripts/train.py"

@@ -1,25 +1,25 @@
-"""Snakemake job: one dense store per family from the per-model stores (see headshare.combine)."""
+"""Snakemake job: one dense store per task from the per-model stores (see headshare.combine)."""
 
-from headshare.cohorts import cohorts
-from headshare.combine import add_hmm_references, chunk_for_slices, combine_members, training_record
+from headshare import layout, tasks
+from headshare.combine import chunk_for_slices, combine_members, training_record
 from headshare.joblog import job_log
 from headshare.provenance import provenance_attrs
 from headshare.store import open_store, write_store
 
 with job_log(snakemake):
-    family, config = snakemake.params.family, snakemake.config
-    members = [member for cohort in cohorts(config, family) for member in cohort.members]
-    stores = [open_store(path) for path in snakemake.input.stores]
-    records = [training_record(path) for path in snakemake.input.records]
-    attrs = provenance_attrs(config, family=family)
-    if family == "hmm":
-        combined = combine_members(family, members, stores, records, attrs)
-        hmm_data = [open_store(path, load=False) for path in snakemake.input.data]
-        by_point = {(data.attrs["condition"], data.attrs["emission_fidelity"]): data for data in hmm_data}
-        combined = add_hmm_references(combined, config, by_point)
-    else:
-        references = open_store(snakemake.input.data[0], load=False).attrs
-        attrs.update({key: value for key, value in references.items() if key not in attrs})
-        combined = combine_members(family, members, stores, records, attrs)
-    print(f"combined {len(members)} {family} models: {dict(combined.sizes)}")
-    write_store(chunk_for_slices(combined, family), snakemake.output[0])
+    task, settings = tasks.configured(snakemake.config, snakemake.params.task)
+    members = [member for cohort in task.cohorts(settings) for member in cohort.members]
+    stores = [open_store(layout.model_store(snakemake.params.results, member.path)) for member in members]
+    records = [
+        training_record(layout.model_file(snakemake.params.results, member.path, "training.json"))
+        for member in members
+    ]
+    combined = combine_members(task, members, stores, records, provenance_attrs(settings.config, task=task.name))
+    datasets = {
+        tuple(key.values()): open_store(layout.dataset_store(snakemake.params.results, task.dataset_name(key)), load=False)
+        for key in task.dataset_keys(settings)
+    }
+    combined = task.add_references(settings, combined, datasets)
+    task.combined_store.check(combined, f"the combined {task.name} store")
+    print(f"combined {len(members)} {task.name} models: {dict(combined.sizes)}")
+    write_store(chunk_for_slices(task, combined), snakemake.output[0])

@@ -4,17 +4,18 @@ import os
 
 import torch
 
+from headshare import tasks
 from headshare.cohort_training import train_cohort
-from headshare.cohorts import find_cohort
 from headshare.joblog import job_log
 
 with job_log(snakemake):
     torch.set_num_threads(min(snakemake.threads, os.cpu_count() or 1))
-    family = snakemake.params.family
-    cohort = find_cohort(snakemake.config, family, snakemake.params.cohort)
+    task, settings = tasks.configured(snakemake.config, snakemake.params.task)
+    cohort = task.find_cohort(settings, snakemake.params.cohort)
     print(f"training {len(cohort.members)} models of {cohort.name}")
     train_cohort(
-        snakemake.config,
+        task,
+        settings,
         cohort,
         list(snakemake.output.models),
         list(snakemake.output.records),

@@ -8,7 +8,7 @@ of s (a double contributes both of its positions).
 
 import numpy as np
 
-from headshare.data.readoff import N_SIGNAL
+from headshare.tasks.readoff.sampler import N_SIGNAL
 
 
 def signal_preference(attn: np.ndarray, tokens: np.ndarray, n_signal: int = N_SIGNAL) -> np.ndarray:

@@ -58,4 +58,11 @@ def active(config: dict) -> list[Task]:
     return [task for task in _REGISTRY.values() if task.name in config]
 
 
-__all__ = ["Cohort", "Member", "Task", "TaskSettings", "active", "all_tasks", "get", "load", "register"]
+def configured(config: dict, name: str) -> tuple[Task, TaskSettings]:
+    """A task and its typed settings from a validated config: where a job script leaves the raw dict."""
+    load(config.get("task_packages", ()))
+    task = get(name)
+    return task, task.settings(config)
+
+
+__all__ = ["Cohort", "Member", "Task", "TaskSettings", "active", "all_tasks", "configured", "get", "load", "register"]

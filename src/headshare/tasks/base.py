@@ -99,6 +99,10 @@ class Variable:
     description: str = ""
 
 
+# Dims of raw activation samples: kept in the per-model stores, never combined across the grid.
+SAMPLE_DIMS = frozenset({"sample", "simplex_point", "task", "query_pos", "key_pos", "d_model"})
+
+
 @dataclass(frozen=True)
 class StoreContract:
     """The variables (name -> dims) a store must hold. Tests check real stores against it, and the
@@ -108,6 +112,17 @@ class StoreContract:
 
     def dims(self, name: str) -> tuple[str, ...]:
         return self.variables[name].dims
+
+    def summary(self) -> dict[str, Variable]:
+        """The variables comparable across the grid: those without raw-sample dims."""
+        return {name: var for name, var in self.variables.items() if not SAMPLE_DIMS & set(var.dims)}
+
+    def combined(self, grid_axes: tuple[str, ...], references: dict[str, Variable] | None = None) -> StoreContract:
+        """The contract of the combined store: every summary variable with the grid axes in front, the
+        training record's final loss, and the task's references."""
+        variables = {name: Variable((*grid_axes, *var.dims), var.description) for name, var in self.summary().items()}
+        variables["final_train_loss"] = Variable(grid_axes, "mean training loss over the last logging window")
+        return StoreContract({**variables, **(references or {})})
 
     def check(self, store: xr.Dataset, where: str) -> None:
         """Raise ``ArtifactError`` naming ``where`` if a variable is missing or has other dims."""
@@ -183,6 +198,13 @@ class Task:
         """The dataset path (relative to results/data/) of a member or a dataset key."""
         return self.dataset_template.format(**{axis: coords[axis] for axis in self.dataset_axes})
 
+    def dataset_key(self, settings: TaskSettings, name: str) -> dict[str, Any]:
+        """The dataset key whose path is ``name`` (grid values keep their types, unlike path text)."""
+        for key in self.dataset_keys(settings):
+            if self.dataset_name(key) == name:
+                return key
+        raise ValueError(f"no {self.name} dataset named {name!r} in this config")
+
     # ------------------------------------------------------------------------------- datasets
     def dataset_parameters(self, settings: TaskSettings, key: dict[str, Any]) -> dict[str, Any]:
         """Everything the dataset at ``key`` depends on, so a change reruns that dataset only."""
@@ -195,8 +217,11 @@ class Task:
     def model_config(self, settings: TaskSettings, cohort: Cohort) -> ModelConfig:
         raise NotImplementedError
 
-    def batch_source(self, settings: TaskSettings, cohort: Cohort, batch_size: int) -> tuple[BatchSource, str]:
-        """The fresh-sample source of a cohort and its loss ("xent" or "mse")."""
+    def batch_source(
+        self, settings: TaskSettings, cohort: Cohort, seeds: list[int], batch_size: int
+    ) -> tuple[BatchSource, str]:
+        """The fresh-sample source of a cohort (member i's stream seeded by ``seeds[i]``) and its loss
+        ("xent" or "mse")."""
         raise NotImplementedError
 
     # ----------------------------------------------------------------------------- extraction
@@ -215,12 +240,46 @@ class Task:
 
     # -------------------------------------------------------------------------------- combine
     def add_references(
-        self, settings: TaskSettings, combined: xr.Dataset, datasets: dict[str, xr.Dataset]
+        self, settings: TaskSettings, combined: xr.Dataset, datasets: dict[tuple[Any, ...], xr.Dataset]
     ) -> xr.Dataset:
-        """Exact references beside the models in the combined store; ``datasets`` by dataset name."""
+        """Exact references beside the models in the combined store. ``datasets`` maps each dataset key
+        (its ``dataset_axes`` values, in order) to that evaluation dataset. By default the single dataset's
+        attrs (its references, e.g. the GD loss) are copied over."""
+        if len(datasets) == 1:
+            (data,) = datasets.values()
+            combined.attrs.update({k: v for k, v in data.attrs.items() if k not in combined.attrs})
         return combined
 
     combined_store: ClassVar[StoreContract]  # results/<task>.zarr (grid axes in front of summary dims)
+
+
+def common_settings(config: dict, task: str) -> dict[str, Any]:
+    """The TaskSettings fields every task reads the same way from a validated config."""
+    from headshare.provenance import to_jsonable
+
+    model = config["model"]
+    return dict(
+        task=task,
+        model=ModelSettings(d_model=model["d_model"], layernorm=model["layernorm"], mlp=model["mlp"]),
+        training=dict(config["training"][task]),
+        device=config["device"],
+        provenance=json.dumps(to_jsonable(config), sort_keys=True),
+    )
+
+
+def model_axes(grid: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+    """The model-shape axes of a config's ``grid`` section (n_layers, n_heads, d_head)."""
+    return {axis: tuple(grid[axis]) for axis in MODEL_AXES}
+
+
+def transformer_shape(settings: TaskSettings, cohort: Cohort) -> dict[str, Any]:
+    """ModelConfig fields fixed by the config's model section and the cohort's shape axes."""
+    return dict(
+        d_model=settings.model.d_model,
+        layernorm=settings.model.layernorm,
+        mlp=settings.model.mlp,
+        **{axis: cohort.coords[axis] for axis in MODEL_AXES},
+    )
 
 
 def grid_points(grid: dict[str, tuple[Any, ...]], axes: tuple[str, ...]) -> list[dict[str, Any]]:

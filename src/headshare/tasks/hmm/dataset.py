@@ -1,7 +1,7 @@
-"""Evaluation datasets of the three task families as xarray Datasets, with their exact references.
+"""The evaluation dataset of one product condition at one emission fidelity, with its exact references.
 
-Training draws fresh samples every step (see headshare.training); these fixed, seeded datasets are what
-every trained model is evaluated on, so that losses are paired across models and against the exact filter.
+Training draws fresh samples every step; this fixed, seeded dataset is what every model of the condition
+is evaluated on, so that losses are paired across models and against the exact filter.
 """
 
 from __future__ import annotations
@@ -9,25 +9,11 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from headshare.config import condition_by_id
-from headshare.data.hmm import sample_product
-from headshare.data.readoff import CLASS_PAIRS, sample_readoff
-from headshare.data.regression import (
-    gd_prediction,
-    least_squares_prediction,
-    mean_squared_loss,
-    optimal_gd_step,
-    sample_regression,
-    zero_loss,
-)
-from headshare.exact import (
-    conditional_entropies,
-    effective_decay,
-    filter_log_loss,
-    filter_sensitivity,
-)
 from headshare.provenance import provenance_attrs
 from headshare.seeding import derived_rng
+from headshare.tasks.hmm.exact import conditional_entropies, effective_decay, filter_log_loss, filter_sensitivity
+from headshare.tasks.hmm.sampler import sample_product
+from headshare.tasks.hmm.settings import HMMSettings
 
 SEQUENCE_CONVENTION = (
     "sequences hold context+1 tokens drawn from the stationary distribution; the model reads tokens "
@@ -36,7 +22,7 @@ SEQUENCE_CONVENTION = (
 )
 
 
-def hmm_dataset(config: dict, condition_id: str, a: float) -> xr.Dataset:
+def hmm_dataset(settings: HMMSettings, condition_id: str, a: float) -> xr.Dataset:
     """Sequences of one product condition at emission fidelity ``a``, with every exact reference.
 
     Holds the joint and per-factor tokens, hidden states and filter beliefs; the exact optimal loss per
@@ -44,20 +30,19 @@ def hmm_dataset(config: dict, condition_id: str, a: float) -> xr.Dataset:
     replacement sensitivity S(n) with its effective decay r_eff(n) = S(n+1)/S(n), per factor (exact) and for
     the product (Monte-Carlo).
     """
-    hmm_config = config["hmm"]
-    condition = condition_by_id(config, condition_id)
+    condition = settings.condition(condition_id)
     p1, p2 = condition.factor_processes(a)
     joint = condition.process(a)
-    context = hmm_config["context"]
+    context = settings.context
     length = context + 1
-    rng = derived_rng(hmm_config["seed"], "hmm-eval", condition.id, a)
-    sample = sample_product(p1, p2, hmm_config["eval_sequences"], length, rng)
+    rng = derived_rng(settings.seed, "hmm-eval", condition.id, a)
+    sample = sample_product(p1, p2, settings.eval_sequences, length, rng)
 
     factor_entropies = np.stack([conditional_entropies(p, length) for p in (p1, p2)])
     factor_sensitivity = np.stack([filter_sensitivity(p, context) for p in (p1, p2)])
     product_sensitivity = filter_sensitivity(
-        joint, context, n_samples=hmm_config["sensitivity_samples"],
-        rng=derived_rng(hmm_config["seed"], "hmm-sensitivity", condition.id, a),
+        joint, context, n_samples=settings.sensitivity_samples,
+        rng=derived_rng(settings.seed, "hmm-sensitivity", condition.id, a),
     )
     factor_filter_loss = np.stack([filter_log_loss(p, s.tokens) for p, s in zip((p1, p2), sample.factors)])
 
@@ -107,53 +92,6 @@ def hmm_dataset(config: dict, condition_id: str, a: float) -> xr.Dataset:
         optimal_loss_mean=float(predicted.mean()),
         unigram_loss=float(factor_entropies[:, 0].sum()),
         context_gain=float(factor_entropies[:, 0].sum() - predicted.mean()),
-        **provenance_attrs(config, family="hmm", condition=condition.id, a=a, seed=hmm_config["seed"]),
+        **provenance_attrs(settings.config, task="hmm", condition=condition.id, a=a, seed=settings.seed),
     )
     return dataset
-
-
-def readoff_dataset(config: dict) -> xr.Dataset:
-    """Evaluation sequences of the readoff task (SCIENCE.md §5) with labels and signal positions."""
-    settings = config["readoff"]
-    sample = sample_readoff(settings["eval_sequences"], settings["length"], derived_rng(settings["seed"], "readoff-eval"))
-    pairs = np.array([f"{a}{b}" for a, b in CLASS_PAIRS], dtype=object)
-    return xr.Dataset(
-        {
-            "tokens": (("sequence", "position"), sample.tokens),
-            "labels": (("sequence",), sample.labels),
-            "signal_positions": (("sequence", "slot"), sample.signal_positions),
-            "signal_tokens": (("sequence", "slot"), sample.signal_tokens),
-        },
-        coords={"position": np.arange(settings["length"]), "slot": [0, 1], "class_pair": ("class", pairs)},
-        attrs=provenance_attrs(config, family="readoff", seed=settings["seed"]),
-    )
-
-
-def regression_dataset(config: dict) -> xr.Dataset:
-    """Evaluation tasks of in-context linear regression (SCIENCE.md §6) with the GD and least-squares references.
-
-    eta* is line-searched on this very set, so the one-step-GD loss is the best any one-step learner reaches.
-    """
-    settings = config["regression"]
-    d, n_context = settings["dim"], settings["n_context"]
-    sample = sample_regression(settings["eval_tasks"], d, n_context, derived_rng(settings["seed"], "regression-eval"))
-    eta = optimal_gd_step(sample)
-    gd = gd_prediction(sample.tokens, eta)
-    least_squares = least_squares_prediction(sample.tokens)
-    return xr.Dataset(
-        {
-            "tokens": (("task", "position", "feature"), sample.tokens),
-            "targets": (("task",), sample.targets),
-            "weights": (("task", "dim"), sample.weights),
-            "gd_prediction": (("task",), gd),
-            "least_squares_prediction": (("task",), least_squares),
-        },
-        coords={"position": np.arange(n_context + 1), "feature": np.arange(d + 1), "dim": np.arange(d)},
-        attrs={
-            "gd_eta": float(eta),
-            "gd_loss": mean_squared_loss(gd, sample.targets),
-            "least_squares_loss": mean_squared_loss(least_squares, sample.targets),
-            "zero_loss": zero_loss(d),
-            **provenance_attrs(config, family="regression", seed=settings["seed"]),
-        },
-    )

@@ -1,0 +1,111 @@
+"""Products of two hidden Markov processes interleaved as one token stream (SCIENCE.md §1-§4).
+
+The models predict the next token; the exact Bayes filter of the product gives the optimum, the belief
+states and the filter's own forgetting rate, against which loss, attention decay, belief geometry and
+head roles are measured. Cohorts share (condition, n_layers, n_heads, d_head); their members are the
+emission fidelities a, loss positions and seeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from headshare.tasks import register
+from headshare.tasks.base import Cohort, Task, transformer_shape
+from headshare.tasks.hmm.contract import COMBINED_STORE, GRID_AXES, MODEL_STORE
+from headshare.tasks.hmm.settings import HMMSettings, hmm_settings
+
+if TYPE_CHECKING:
+    import torch
+    import xarray as xr
+
+    from headshare.model import EnsembleTransformer, ModelConfig
+    from headshare.training import BatchSource
+
+
+@register
+class HMMTask(Task):
+    name = "hmm"
+    cohort_axes = GRID_AXES[:4]
+    member_axes = GRID_AXES[4:]
+    dataset_axes = ("condition", "a")
+    cohort_template = "hmm/{condition}/L~{n_layers}_h~{n_heads}_dh~{d_head}"
+    member_template = "a~{a}_loss~{loss}_seed~{seed}"
+    dataset_template = "hmm/{condition}/a~{a}"
+    chunk_axes = ("condition", "a", "loss")
+    schema_file = Path(__file__).with_name("schema.yaml")
+    model_store = MODEL_STORE
+    combined_store = COMBINED_STORE
+
+    def validate(self, config: dict) -> None:
+        """Unique condition ids, and every factor buildable at every emission fidelity."""
+        from headshare.config import ConfigError
+        from headshare.tasks.hmm.processes import ProcessError, build_process
+
+        seen: set[str] = set()
+        for index, condition in enumerate(config["hmm"]["conditions"]):
+            where = f"config.hmm.conditions[{index}] ({condition['id']})"
+            if condition["id"] in seen:
+                raise ConfigError(f"{where}: duplicate id {condition['id']!r}; condition ids must be unique")
+            seen.add(condition["id"])
+            for position, factor in enumerate(condition["factors"]):
+                for a in config["hmm"]["emission_fidelity"]:
+                    try:
+                        build_process(factor["kind"], factor["lambda"], a)
+                    except ProcessError as error:
+                        raise ConfigError(f"{where}.factors[{position}]: {error}") from None
+
+    def settings(self, config: dict) -> HMMSettings:
+        return hmm_settings(config)
+
+    def dataset_parameters(self, settings: HMMSettings, key: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "condition": asdict(settings.condition(key["condition"])),
+            "a": key["a"],
+            "context": settings.context,
+            "eval_sequences": settings.eval_sequences,
+            "sensitivity_samples": settings.sensitivity_samples,
+            "seed": settings.seed,
+        }
+
+    def build_dataset(self, settings: HMMSettings, key: dict[str, Any]) -> xr.Dataset:
+        from headshare.tasks.hmm.dataset import hmm_dataset
+
+        return hmm_dataset(settings, key["condition"], key["a"])
+
+    def model_config(self, settings: HMMSettings, cohort: Cohort) -> ModelConfig:
+        from headshare.model import ModelConfig
+
+        processes = settings.condition(cohort.coords["condition"]).factor_processes(settings.grid["a"][0])
+        vocab = processes[0].n_tokens * processes[1].n_tokens
+        return ModelConfig(n_ctx=settings.context, vocab_size=vocab, d_out=vocab, **transformer_shape(settings, cohort))
+
+    def batch_source(self, settings: HMMSettings, cohort: Cohort, seeds: list[int], batch_size: int) -> tuple[BatchSource, str]:
+        from headshare.tasks.hmm.source import HMMSource
+
+        condition = settings.condition(cohort.coords["condition"])
+        source = HMMSource(
+            processes=[condition.factor_processes(member.coords["a"]) for member in cohort.members],
+            seeds=seeds,
+            batch_size=batch_size,
+            n_ctx=settings.context,
+            last_only=[member.coords["loss"] == "last" for member in cohort.members],
+        )
+        return source, "xent"
+
+    def extract(
+        self, settings: HMMSettings, cohort: Cohort, model: EnsembleTransformer, datasets: list[xr.Dataset],
+        device: torch.device,
+    ) -> list[xr.Dataset]:
+        from headshare.tasks.hmm.extract import extract_hmm
+
+        return extract_hmm(cohort, model, datasets, device)
+
+    def add_references(
+        self, settings: HMMSettings, combined: xr.Dataset, datasets: dict[tuple[Any, ...], xr.Dataset]
+    ) -> xr.Dataset:
+        from headshare.tasks.hmm.references import add_references
+
+        return add_references(settings, combined, datasets)

@@ -1,0 +1,62 @@
+"""Exact references beside the models in the combined hmm store: optimum, context gain, the filter's decay."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import xarray as xr
+
+from headshare.grid import find_value
+from headshare.tasks.hmm.settings import HMMSettings
+
+PREDICTED = slice(1, None)  # positions the model predicts (the first token has no context)
+
+
+def add_references(settings: HMMSettings, combined: xr.Dataset, datasets: dict[tuple[str, float], xr.Dataset]) -> xr.Dataset:
+    """Reference variables per (condition, a) and the conditions' roles, kinds and eigenvalues as coords.
+
+    ``datasets`` maps (condition id, a) to that evaluation dataset.
+    """
+    ids = [str(c) for c in combined["condition"].values]
+    fidelities = [float(a) for a in combined["a"].values]
+
+    def stack(extract: Callable[[xr.Dataset], object]) -> np.ndarray:
+        return np.array([[extract(_dataset(datasets, c, a)) for a in fidelities] for c in ids])
+
+    def factor_optimum(data: xr.Dataset) -> xr.DataArray:
+        return data["factor_optimal_loss"]
+
+    references = {
+        "optimal_loss": (("condition", "a"), stack(lambda d: d.attrs["optimal_loss_mean"])),
+        "unigram_loss": (("condition", "a"), stack(lambda d: d.attrs["unigram_loss"])),
+        "context_gain": (("condition", "a"), stack(lambda d: d.attrs["context_gain"])),
+        "factor_context_gain": (
+            ("condition", "a", "factor"),
+            stack(lambda d: (factor_optimum(d)[:, 0] - factor_optimum(d)[:, PREDICTED].mean("position")).values),
+        ),
+        "factor_older_info": (
+            ("condition", "a", "factor"),
+            stack(lambda d: (factor_optimum(d)[:, 1] - factor_optimum(d)[:, -1]).values),
+        ),
+        "filter_decay": (("condition", "a", "step"), stack(lambda d: d["filter_decay"].values)),
+        "factor_filter_decay": (("condition", "a", "factor", "step"), stack(lambda d: d["factor_filter_decay"].values)),
+    }
+    conditions = [settings.condition(c) for c in ids]
+    combined = combined.assign(references).assign_coords(
+        step=np.arange(1, len(combined["distance"])),
+        role=("condition", np.array([c.role for c in conditions], dtype=object)),
+        kind1=("condition", np.array([c.factors[0].kind for c in conditions], dtype=object)),
+        kind2=("condition", np.array([c.factors[1].kind for c in conditions], dtype=object)),
+        lambda1=("condition", [c.factors[0].lam for c in conditions]),
+        lambda2=("condition", [c.factors[1].lam for c in conditions]),
+    )
+    combined["factor_older_info"].attrs["description"] = (
+        "H(X_t|X_t-1) - H(X_t|X_<t) at the last position: what tokens older than the current one can gain (nats)"
+    )
+    return combined
+
+
+def _dataset(datasets: dict[tuple[str, float], xr.Dataset], condition: str, a: float) -> xr.Dataset:
+    fidelity = find_value([key[1] for key in datasets if key[0] == condition], a)
+    return datasets[(condition, fidelity)]

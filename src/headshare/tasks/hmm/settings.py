@@ -1,0 +1,71 @@
+"""The hmm config section as typed settings: product conditions, emission fidelities, evaluation sizes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from headshare.tasks.base import TaskSettings, common_settings, model_axes
+from headshare.tasks.hmm.processes import HMM, build_process, product
+
+
+@dataclass(frozen=True)
+class Factor:
+    kind: str
+    lam: float
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One product-process condition: two independent factors interleaved as one token stream."""
+
+    id: str
+    role: str
+    factors: tuple[Factor, Factor]
+
+    def factor_processes(self, a: float) -> tuple[HMM, HMM]:
+        return tuple(build_process(f.kind, f.lam, a) for f in self.factors)  # type: ignore[return-value]
+
+    def process(self, a: float) -> HMM:
+        return product(*self.factor_processes(a))
+
+    @classmethod
+    def from_config(cls, entry: dict[str, Any]) -> Condition:
+        factors = tuple(Factor(f["kind"], float(f["lambda"])) for f in entry["factors"])
+        return cls(id=entry["id"], role=entry.get("role", "preregistered"), factors=factors)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class HMMSettings(TaskSettings):
+    context: int
+    eval_sequences: int
+    sensitivity_samples: int
+    seed: int
+    conditions: tuple[Condition, ...]
+
+    def condition(self, condition_id: str) -> Condition:
+        for condition in self.conditions:
+            if condition.id == condition_id:
+                return condition
+        raise ValueError(f"unknown condition {condition_id!r}; known: {[c.id for c in self.conditions]}")
+
+
+def hmm_settings(config: dict) -> HMMSettings:
+    section = config["hmm"]
+    conditions = tuple(Condition.from_config(entry) for entry in section["conditions"])
+    grid = {
+        "condition": tuple(condition.id for condition in conditions),
+        **model_axes(section["grid"]),
+        "a": tuple(float(a) for a in section["emission_fidelity"]),
+        "loss": tuple(section["loss_positions"]),
+        "seed": tuple(section["grid"]["seeds"]),
+    }
+    return HMMSettings(
+        **common_settings(config, "hmm"),
+        grid=grid,
+        context=section["context"],
+        eval_sequences=section["eval_sequences"],
+        sensitivity_samples=section["sensitivity_samples"],
+        seed=section["seed"],
+        conditions=conditions,
+    )

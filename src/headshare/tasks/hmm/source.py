@@ -1,0 +1,46 @@
+"""Training batches of product-HMM next-token prediction, drawn fresh every step."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from headshare.tasks.hmm.sampler import sample_product_tokens
+from headshare.training import Batch, loss_positions, member_rng
+
+
+@dataclass(frozen=True)
+class HMMSource:
+    """Next-token prediction on sequences of the product of two HMMs, one pair per member.
+
+    Draws n_ctx + 1 tokens, feeds x[:-1] and predicts x[1:], so every attention source is a
+    real token and the optimum at (0-based) position t is H(X_{t+2} | X_1..X_{t+1}).
+    """
+
+    processes: Sequence[tuple[Any, Any]]
+    seeds: Sequence[int]
+    batch_size: int
+    n_ctx: int
+    last_only: bool | Sequence[bool] = False  # one flag for all members, or one per member
+
+    def __post_init__(self) -> None:
+        if len(self.processes) != len(self.seeds):
+            raise ValueError(
+                f"need one process pair per seed: {len(self.processes)} pairs, {len(self.seeds)} seeds"
+            )
+
+    def __call__(self, step: int) -> Batch:
+        rngs = [member_rng(seed, step) for seed in self.seeds]
+        tokens = torch.from_numpy(sample_product_tokens(self.processes, self.batch_size, self.n_ctx + 1, rngs))
+        return Batch(
+            inputs=tokens[:, :, :-1].contiguous(),
+            targets=tokens[:, :, 1:].contiguous(),
+            loss_positions=(
+                loss_positions(self.n_ctx, self.last_only)
+                if isinstance(self.last_only, bool)
+                else torch.stack([loss_positions(self.n_ctx, flag) for flag in self.last_only])
+            ),
+        )

@@ -1,0 +1,75 @@
+"""In-context linear regression (SCIENCE.md §6): is a trained attention layer one step of gradient descent?
+
+Tokens are (x, y) pairs of a random linear task and a final query x; the model predicts the query's y.
+Cohorts share (attention kind, n_layers, n_heads, d_head); members are seeds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from headshare.tasks import register
+from headshare.tasks.base import Cohort, Task, transformer_shape
+from headshare.tasks.regression.contract import COMBINED_STORE, GRID_AXES, MODEL_STORE
+from headshare.tasks.regression.settings import RegressionSettings, regression_settings
+
+if TYPE_CHECKING:
+    import torch
+    import xarray as xr
+
+    from headshare.model import EnsembleTransformer, ModelConfig
+    from headshare.training import BatchSource
+
+
+@register
+class RegressionTask(Task):
+    name = "regression"
+    cohort_axes = GRID_AXES[:4]
+    member_axes = GRID_AXES[4:]
+    cohort_template = "regression/attn~{attention}_L~{n_layers}_h~{n_heads}_dh~{d_head}"
+    member_template = "seed~{seed}"
+    dataset_template = "regression"
+    chunk_axes = ("attention",)
+    schema_file = Path(__file__).with_name("schema.yaml")
+    model_store = MODEL_STORE
+    combined_store = COMBINED_STORE
+
+    def settings(self, config: dict) -> RegressionSettings:
+        return regression_settings(config)
+
+    def dataset_parameters(self, settings: RegressionSettings, key: dict[str, Any]) -> dict[str, Any]:
+        return {"dim": settings.dim, "n_context": settings.n_context, "eval_tasks": settings.eval_tasks, "seed": settings.seed}
+
+    def build_dataset(self, settings: RegressionSettings, key: dict[str, Any]) -> xr.Dataset:
+        from headshare.tasks.regression.dataset import regression_dataset
+
+        return regression_dataset(settings)
+
+    def model_config(self, settings: RegressionSettings, cohort: Cohort) -> ModelConfig:
+        from headshare.model import ModelConfig
+
+        return ModelConfig(
+            n_ctx=settings.n_context + 1,
+            input_dim=settings.dim + 1,
+            d_out=1,
+            attention=cohort.coords["attention"],
+            positional=False,
+            **transformer_shape(settings, cohort),
+        )
+
+    def batch_source(
+        self, settings: RegressionSettings, cohort: Cohort, seeds: list[int], batch_size: int
+    ) -> tuple[BatchSource, str]:
+        from headshare.tasks.regression.source import RegressionSource
+
+        source = RegressionSource(seeds=seeds, batch_size=batch_size, d=settings.dim, n_context=settings.n_context)
+        return source, "mse"
+
+    def extract(
+        self, settings: RegressionSettings, cohort: Cohort, model: EnsembleTransformer, datasets: list[xr.Dataset],
+        device: torch.device,
+    ) -> list[xr.Dataset]:
+        from headshare.tasks.regression.extract import extract_regression
+
+        return extract_regression(model, datasets[0], device)

@@ -1,0 +1,28 @@
+"""The regression config section as typed settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from headshare.tasks.base import TaskSettings, common_settings, model_axes
+
+
+@dataclass(frozen=True)
+class RegressionSettings(TaskSettings):
+    dim: int
+    n_context: int
+    eval_tasks: int
+    seed: int
+
+
+def regression_settings(config: dict) -> RegressionSettings:
+    section = config["regression"]
+    grid = section["grid"]
+    return RegressionSettings(
+        **common_settings(config, "regression"),
+        grid={"attention": tuple(grid["attention"]), **model_axes(grid), "seed": tuple(grid["seeds"])},
+        dim=section["dim"],
+        n_context=section["n_context"],
+        eval_tasks=section["eval_tasks"],
+        seed=section["seed"],
+    )
