@@ -6,8 +6,8 @@ from collections import deque
 
 import numpy as np
 
-from headshare.data.hmm import sample_hmm
-from headshare.processes import HMM, ProcessError
+from headshare.tasks.hmm.sampler import sample_hmm
+from headshare.tasks.hmm.processes import HMM, ProcessError
 
 # Exact enumeration holds one forward vector per sequence; beyond this many sequences memory runs out.
 MAX_ENUMERATED_SEQUENCES = 3**15

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from headshare.processes import HMM
+from headshare.tasks.hmm.processes import HMM
 
 
 @dataclass(frozen=True)
