@@ -10,13 +10,12 @@ import yaml
 from headshare.predictions import (
     PREDICTIONS_FILE,
     PREDICTIONS_SCHEMA,
-    QUANTITIES,
     PredictionError,
-    decision_rule,
     load_predictions,
     validate_predictions,
 )
-from headshare.processes import ProcessError, build_process
+from headshare.scoring import decision_rule, quantities
+from headshare.tasks.hmm.processes import ProcessError, build_process
 
 from helpers.paths import PROJECT_ROOT
 
@@ -48,7 +47,7 @@ def test_shipped_file_validates_and_is_versioned():
     document = load_predictions()
     assert isinstance(document["version"], int) and document["version"] >= 1
     assert len(document["written"]) == 10 and document["written"][4] == "-"
-    assert {entry["quantity"] for entry in document["predictions"]} == set(QUANTITIES)
+    assert {entry["quantity"] for entry in document["predictions"]} == set(quantities())
 
 
 def test_shipped_file_states_every_preregistered_claim():
@@ -111,9 +110,17 @@ def test_conditions_exist_in_the_default_config_with_the_same_role():
         assert roles[condition] == entry["role"], entry["id"]
 
 
-def test_schema_lists_exactly_the_scored_quantities():
+def test_quantity_and_axis_names_live_in_the_registries_not_the_schema():
     schema = yaml.safe_load(PREDICTIONS_SCHEMA.read_text())
-    assert set(schema["$defs"]["prediction"]["properties"]["quantity"]["enum"]) == set(QUANTITIES)
+    entry = schema["$defs"]["prediction"]["properties"]
+    assert "properties" not in entry["condition"]
+    assert not any("enum" in entry[key] for key in ("quantity", "figure"))
+
+
+def test_header_points_to_the_verdict_rules_instead_of_restating_them():
+    header = PREDICTIONS_FILE.read_text().split("\nversion:")[0]
+    assert "results/scores.md" in header and "README.md" in header
+    assert not any(verdict in header for verdict in ("confirmed", "refuted", "inconclusive", "seed_majority"))
 
 
 def test_defaults_fill_rules_and_entries_may_override():
@@ -161,7 +168,11 @@ DELETE = object()
 # [11]: a substitute; [25]: readoff_accuracy.
 MALFORMED = [
     ("predictions.0.id", DELETE, r"predictions\[0\]: 'id' is a required property"),
-    ("predictions.0.quantity", "loss_curvature", r"quantity = 'loss_curvature'.*minimal_heads.*gradient_cosine"),
+    (
+        "predictions.0.quantity",
+        "loss_curvature",
+        r"quantity 'loss_curvature' is not registered; registered: minimal_heads, .*gradient_cosine",
+    ),
     ("predictions.1.id", "hmm-0.7-0.7-heads", r"predictions\[1\] \(hmm-0.7-0.7-heads\): duplicate id"),
     ("predictions.1.rule.tolerance", "0.05", r"rule\.tolerance = '0\.05'.*not of type 'number'"),
     ("predictions.0.rule.value", "one", r"rule\.value = 'one'.*not of type 'number', 'array'"),
@@ -169,15 +180,19 @@ MALFORMED = [
     (
         "predictions.0.condition.temperature",
         1.0,
-        r"'temperature' was unexpected.*allowed keys: a, attention, condition, d_head, loss, n_heads",
+        (
+            r"selector 'temperature' does not apply to minimal_heads \(the hmm store's axes: condition, n_layers, "
+            r"n_heads, d_head, a, loss\)"
+        ),
     ),
     (
         "predictions.0.condition.attention",
         "linear",
-        r"selector 'attention' does not apply to minimal_heads.*condition, a, loss",
+        r"selector 'attention' does not apply to minimal_heads",
     ),
+    ("predictions.0.condition.seed", 0, r"selector 'seed' does not apply to minimal_heads"),
+    ("predictions.0.condition.loss", {"every": 1}, r"'every' was unexpected"),
     ("predictions.0.condition.condition", DELETE, r"minimal_heads needs condition\.condition"),
-    ("predictions.0.condition.loss", "every", r"loss = 'every'.*all.*last"),
     ("predictions.0.condition.d_head", {"min": 8, "max": 4}, r"condition\.d_head range has min 8 > max 4"),
     ("predictions.0.condition.d_head", {"low": 4}, r"'low' was unexpected"),
     ("predictions.0.condition.n_heads", 2, r"minimal_heads compares n_heads; give condition\.n_heads as a list"),
@@ -190,9 +205,10 @@ MALFORMED = [
     ),
     ("predictions.1.condition.n_heads", [1, 2], r"decay_rate needs condition\.n_heads pinned"),
     ("predictions.1.rule.value", 0.7, r"decay_rate needs op '==' and value a list of per-head rates"),
-    ("predictions.1.rule.value", [0.7, 0.3], r"predicts 2 rates but n_heads is 1"),
+    ("predictions.1.rule.value", [0.7, 0.3], r"predicts 2 rates but the models have 1 heads"),
     ("predictions.1.rule.value", [1.3], r"decay rates must lie in \(0, 1\]"),
-    ("predictions.0.figure", "loss_plot", r"figure = 'loss_plot'.*attention_decay"),
+    ("predictions.0.figure", "loss_plot", r"figure 'loss_plot' is not a figure of the hmm task; its figures: attention_decay"),
+    ("predictions.0.figure", "readoff_accuracy", r"figure 'readoff_accuracy' is not a figure of the hmm task"),
     ("predictions.0.substitutes", ["ts_0.7_ts_-0.7"], r"substitutes are only allowed on an infeasible entry"),
     ("predictions.8.substitutes", ["m3_0.1_m3_0.1"], r"substitute condition 'm3_0.1_m3_0.1' is not the condition"),
     (
@@ -233,14 +249,3 @@ def test_shipped_entry_indices_used_above_are_the_intended_ones():
         "readoff_accuracy",
     )
     assert "infeasible" in entries[8] and entries[11]["role"] == "substitute"
-
-
-def test_every_figure_a_prediction_may_cite_is_rendered():
-    import yaml
-
-    from headshare.figures import FIGURE_CAPTIONS
-    from headshare.predictions import PREDICTIONS_SCHEMA
-
-    schema = yaml.safe_load(PREDICTIONS_SCHEMA.read_text())
-    entry = schema["$defs"]["prediction"]["properties"]
-    assert set(entry["figure"]["enum"]) == set(FIGURE_CAPTIONS)

@@ -10,32 +10,37 @@ import pytest
 import xarray as xr
 import yaml
 
-from headshare.analysis.decay import parity_contrast
-from headshare.predictions import QUANTITIES, Rule, load_predictions, validate_predictions
-from headshare.scoring import COLUMNS, MEASURES, VERDICTS, score, write_scores
+from headshare.analysis.decay import geometric_mean, parity_contrast
+from headshare.predictions import load_predictions, validate_predictions
+from headshare.scoring import COLUMNS, VERDICTS, Rule, quantities, score, verdict_rules_markdown, write_scores
 from headshare.store import ArtifactError
 
 from helpers.paths import PROJECT_ROOT
 
 CONTEXT = 10
+CITED_FIGURE = {"hmm": "excess_heatmap", "readoff": "readoff_accuracy", "regression": "regression_vs_gd"}
 DISTANCES = np.arange(CONTEXT)
-GRID = ("condition", "a", "loss", "n_heads", "d_head", "seed")
+GRID = ("condition", "n_layers", "n_heads", "d_head", "a", "loss", "seed")  # cohort axes, then member axes
 
 
 def geometric(rate: float) -> np.ndarray:
     return rate**DISTANCES / np.sum(rate**DISTANCES)
 
 
-def hmm_store(conditions=("c",), a=(0.85,), n_heads=(1, 2, 3), seeds=(0, 1, 2), lambdas=(0.7, 0.7)) -> xr.Dataset:
+def hmm_store(
+    conditions=("c",), a=(0.85,), n_heads=(1, 2, 3), seeds=(0, 1, 2), lambdas=(0.7, 0.7), n_layers=(1,)
+) -> xr.Dataset:
     """A store after the contract in which every model learned, and every head decays at 0.7 with a tight CI."""
-    heads = max(n_heads)
+    heads, layers = max(n_heads), max(n_layers)
     coords = {
         "condition": np.array(conditions, dtype=object),
-        "a": np.array(a, dtype=float),
-        "loss": np.array(["all"], dtype=object),
+        "n_layers": np.array(n_layers),
         "n_heads": np.array(n_heads),
         "d_head": np.array([8]),
+        "a": np.array(a, dtype=float),
+        "loss": np.array(["all"], dtype=object),
         "seed": np.array(seeds),
+        "layer": np.arange(layers),
         "head": np.arange(heads),
         "distance": DISTANCES,
         "step": np.arange(1, CONTEXT),
@@ -55,14 +60,14 @@ def hmm_store(conditions=("c",), a=(0.85,), n_heads=(1, 2, 3), seeds=(0, 1, 2), 
             "normalised_excess": full(GRID, 0.01),
             "excess_loss": full(GRID, 0.003),
             "excess_loss_se": full(GRID, 1e-4),
-            "attention_distance": full((*GRID, "head", "distance"), 0.0),
-            "decay_rate": full((*GRID, "head"), 0.7),
-            "decay_ci_low": full((*GRID, "head"), 0.69),
-            "decay_ci_high": full((*GRID, "head"), 0.71),
-            "decay_rate_parity": full((*GRID, "head", "parity"), 0.7),
-            "decay_parity_ci_low": full((*GRID, "head", "parity"), 0.69),
-            "decay_parity_ci_high": full((*GRID, "head", "parity"), 0.71),
-            "ablation_factor_excess": full((*GRID, "head", "factor"), 0.0),
+            "attention_distance": full((*GRID, "layer", "head", "distance"), 0.0),
+            "decay_rate": full((*GRID, "layer", "head"), 0.7),
+            "decay_ci_low": full((*GRID, "layer", "head"), 0.69),
+            "decay_ci_high": full((*GRID, "layer", "head"), 0.71),
+            "decay_rate_parity": full((*GRID, "layer", "head", "parity"), 0.7),
+            "decay_parity_ci_low": full((*GRID, "layer", "head", "parity"), 0.69),
+            "decay_parity_ci_high": full((*GRID, "layer", "head", "parity"), 0.71),
+            "ablation_factor_excess": full((*GRID, "layer", "head", "factor"), 0.0),
         },
         coords=coords,
     )
@@ -71,22 +76,27 @@ def hmm_store(conditions=("c",), a=(0.85,), n_heads=(1, 2, 3), seeds=(0, 1, 2), 
         lambda2=("condition", np.full(len(conditions), lambdas[1])),
     )
     store["attention_distance"][:] = geometric(0.7)
+    padded = ("attention_distance", "decay_rate", "decay_ci_low", "decay_ci_high", "ablation_factor_excess")
     for count in n_heads:  # heads beyond a model's n_heads are NaN, as in the contract
-        for name in ("attention_distance", "decay_rate", "decay_ci_low", "decay_ci_high", "ablation_factor_excess"):
+        for name in padded:
             store[name].loc[{"n_heads": count, "head": list(range(count, heads))}] = np.nan
-    for count in n_heads:  # head h carries factor h+1 alone (when it exists)
+    for depth in n_layers:  # and so are layers beyond its n_layers
+        for name in padded:
+            store[name].loc[{"n_layers": depth, "layer": list(range(depth, layers))}] = np.nan
+    for count in n_heads:  # head h of layer 0 carries factor h+1 alone (when it exists)
         for head in range(min(count, 2)):
-            store["ablation_factor_excess"].loc[{"n_heads": count, "head": head, "factor": head + 1}] = 0.01
+            store["ablation_factor_excess"].loc[{"n_heads": count, "layer": 0, "head": head, "factor": head + 1}] = 0.01
     return store
 
 
 def readoff_store(accuracy=1.0, tau=-1.0) -> xr.Dataset:
-    coords = {"n_heads": [1, 2], "d_head": [1, 4, 8], "seed": [0, 1, 2]}
-    shape = (2, 3, 3)
+    coords = {"n_layers": [1], "n_heads": [1, 2], "d_head": [1, 4, 8], "seed": [0, 1, 2], "layer": [0]}
+    dims = ("n_layers", "n_heads", "d_head", "seed")
+    shape = (1, 2, 3, 3)
     return xr.Dataset(
         {
-            "accuracy": (("n_heads", "d_head", "seed"), np.full(shape, accuracy)),
-            "preference_tau": (("n_heads", "d_head", "seed"), np.full(shape, tau)),
+            "accuracy": (dims, np.full(shape, accuracy)),
+            "preference_tau": ((*dims, "layer"), np.full((*shape, 1), tau)),
         },
         coords=coords,
         attrs={"family": "readoff"},
@@ -95,16 +105,17 @@ def readoff_store(accuracy=1.0, tau=-1.0) -> xr.Dataset:
 
 def regression_store(linear=1.02, softmax=1.3) -> xr.Dataset:
     gd_loss, zero_loss = 0.2061, 10 / 24
-    ratio = np.array([linear, softmax], dtype=float)[:, None, None, None] * np.ones((2, 1, 1, 3))
-    dims = ("attention", "n_heads", "d_head", "seed")
+    ratio = np.array([linear, softmax], dtype=float)[:, None, None, None, None] * np.ones((2, 1, 1, 1, 3))
+    dims = ("attention", "n_layers", "n_heads", "d_head", "seed")
     return xr.Dataset(
         {
             "gd_loss_ratio": (dims, ratio),
             "loss": (dims, ratio * gd_loss),
-            "gradient_cosine": (dims, np.full((2, 1, 1, 3), 0.995)),
+            "gradient_cosine": (dims, np.full((2, 1, 1, 1, 3), 0.995)),
         },
         coords={
             "attention": np.array(["linear", "softmax"], dtype=object),
+            "n_layers": [1],
             "n_heads": [1],
             "d_head": [11],
             "seed": [0, 1, 2],
@@ -127,13 +138,13 @@ def entry(quantity: str, condition: dict, op: str, value, tolerance: float = 0.0
         "condition": condition,
         "quantity": quantity,
         "rule": {"op": op, "value": value, "tolerance": tolerance},
-        "figure": "excess_heatmap",
+        "figure": CITED_FIGURE[quantities()[quantity].task],
         **extra,
     }
 
 
 def scored(store: xr.Dataset | None, *entries: dict, readoff=None, regression=None, **defaults) -> pd.DataFrame:
-    return score(document(*entries, **defaults), store, readoff, regression)
+    return score(document(*entries, **defaults), {"hmm": store, "readoff": readoff, "regression": regression})
 
 
 def only_row(table: pd.DataFrame) -> pd.Series:
@@ -181,10 +192,6 @@ def test_rule_comparison_sides_with_the_tolerance(op, value, tolerance, observed
     assert rule.holds(observed) is expected
 
 
-def test_every_quantity_has_a_measurement():
-    assert set(MEASURES) == set(QUANTITIES)
-
-
 # ------------------------------------------------------------------------------- minimal_heads
 
 
@@ -193,7 +200,7 @@ def test_minimal_heads_one_head_within_margin_of_the_best_is_confirmed():
     table = scored(store, MINIMAL_ONE, MINIMAL_TWO | {"id": "two"})
     assert list(table["verdict"]) == ["confirmed", "refuted"]
     assert table["observed"].iloc[0].startswith("1 (per seed 1, 1, 1)")
-    assert table["condition"].iloc[0] == "c (a=0.85, loss=all, d_head=8, n_heads=1,2,3)"
+    assert table["condition"].iloc[0] == "c (n_layers=1, d_head=8, a=0.85, loss=all, n_heads=1,2,3)"
 
 
 def test_minimal_heads_refuted_when_one_head_falls_short():
@@ -300,7 +307,7 @@ DECAY_TWO = entry("decay_rate", {"condition": "c", "n_heads": 2}, "==", [0.7, 0.
 
 
 def set_rates(store: xr.Dataset, rates, half_width=0.02, n_heads=2, **where) -> xr.Dataset:
-    location = {"n_heads": n_heads, "head": list(range(len(rates)))} | where
+    location = {"n_heads": n_heads, "layer": 0, "head": list(range(len(rates)))} | where
     rates = xr.DataArray(np.asarray(rates, dtype=float), dims=["head"], coords={"head": location["head"]})
     store["decay_rate"].loc[location] = rates
     store["decay_ci_low"].loc[location] = rates - half_width
@@ -335,8 +342,8 @@ def test_decay_is_scored_at_every_emission_fidelity_separately():
     store = set_rates(store, [0.35, 0.2], a=0.85)
     table = scored(store, DECAY_TWO)
     assert list(table["condition"]) == [
-        "c (a=0.85, loss=all, n_heads=2, d_head=8)",
-        "c (a=0.6, loss=all, n_heads=2, d_head=8)",
+        "c (n_layers=1, n_heads=2, d_head=8, a=0.85, loss=all)",
+        "c (n_layers=1, n_heads=2, d_head=8, a=0.6, loss=all)",
     ]
     assert list(table["verdict"]) == ["refuted", "confirmed"]
 
@@ -347,10 +354,12 @@ def test_decay_on_an_unlearned_model_is_inconclusive():
     assert "never learned" in only_row(scored(store, DECAY_TWO))["reason"]
 
 
-def parity_head(store: xr.Dataset, rate: float, favoured: int, n_heads: int = 2, head: int = 1) -> xr.Dataset:
-    """Make ``head`` attend only to distances of one parity, decaying at ``rate`` along them."""
+def parity_head(
+    store: xr.Dataset, rate: float, favoured: int, n_heads: int = 2, head: int = 1, layer: int = 0
+) -> xr.Dataset:
+    """Make ``head`` of ``layer`` attend only to distances of one parity, decaying at ``rate`` along them."""
     curve = np.where(DISTANCES % 2 == favoured, rate**DISTANCES, 0.0)
-    location = {"n_heads": n_heads, "head": head}
+    location = {"n_heads": n_heads, "layer": layer, "head": head}
     store["attention_distance"].loc[location] = curve / curve.sum()
     store["decay_rate"].loc[location] = np.nan  # no fit over all distances: every other point is zero
     parity = _PARITY_NAMES[favoured]
@@ -410,7 +419,7 @@ SEPARATION = entry("factor_separation", {"condition": "c", "n_heads": 2}, ">=", 
 
 
 def set_damage(store: xr.Dataset, matrix) -> xr.Dataset:
-    store["ablation_factor_excess"].loc[{"n_heads": 2, "head": [0, 1]}] = xr.DataArray(
+    store["ablation_factor_excess"].loc[{"n_heads": 2, "layer": 0, "head": [0, 1]}] = xr.DataArray(
         np.asarray(matrix, dtype=float), dims=["head", "factor"], coords={"head": [0, 1], "factor": [1, 2]}
     )
     return store
@@ -444,7 +453,7 @@ def test_readoff_accuracy_range_selector_expands_to_each_d_head():
     store["accuracy"].loc[{"n_heads": 1, "d_head": 8}] = [0.95, 0.97, 0.99]
     single = entry("readoff_accuracy", {"n_heads": 1, "d_head": {"min": 4}}, ">=", 0.99, figure="readoff_accuracy")
     table = scored(None, single, readoff=store)
-    assert list(table["condition"]) == ["n_heads=1, d_head=4", "n_heads=1, d_head=8"]
+    assert list(table["condition"]) == ["n_layers=1, n_heads=1, d_head=4", "n_layers=1, n_heads=1, d_head=8"]
     assert list(table["verdict"]) == ["confirmed", "refuted"]
     assert table["observed"].iloc[1] == "0.97 ± 0.02 (3 seeds)"
 
@@ -475,16 +484,16 @@ def test_regression_verdicts():
 # ---------------------------------------------------------------- the shipped file, and the outputs
 
 
-def default_stores() -> tuple[xr.Dataset, xr.Dataset, xr.Dataset]:
+def default_stores() -> dict[str, xr.Dataset]:
     """Healthy synthetic stores on the default config's conditions and grids."""
     config = yaml.safe_load((PROJECT_ROOT / "config.yaml").read_text())
     ids = [condition["id"] for condition in config["hmm"]["conditions"]]
     hmm = hmm_store(conditions=ids, a=tuple(config["hmm"]["emission_fidelity"]))
-    return hmm, readoff_store(), regression_store()
+    return {"hmm": hmm, "readoff": readoff_store(), "regression": regression_store()}
 
 
 def test_shipped_predictions_score_on_stores_of_the_default_config():
-    table = score(load_predictions(), *default_stores())
+    table = score(load_predictions(), default_stores())
     assert tuple(table.columns) == COLUMNS
     assert set(table["verdict"]) <= set(VERDICTS)
     infeasible = table[table["verdict"] == "infeasible"]
@@ -497,21 +506,21 @@ def test_shipped_predictions_score_on_stores_of_the_default_config():
 
 def test_shipped_predictions_on_the_smoke_grid_report_not_run():
     hmm = hmm_store(conditions=("m3_0.7_m3_0.7", "ts_0.7_ts_-0.7"), n_heads=(1, 2), seeds=(0, 1))
-    table = score(load_predictions(), hmm, None, None)
+    table = score(load_predictions(), {"hmm": hmm})
     absent = table[table["id"] == "hmm-0.7-0.3-heads"].iloc[0]
     assert absent["verdict"] == "not run" and "m3_0.7_m3_0.3" in absent["condition"]
     assert table[table["id"] == "regression-linear-loss"].iloc[0]["verdict"] == "not run"
 
 
 def test_write_scores_csv_round_trips_and_markdown_has_rules_and_rows(tmp_path):
-    table = score(load_predictions(), *default_stores())
+    table = score(load_predictions(), default_stores())
     table.loc[0, "reason"] = "a | b"
     write_scores(table, tmp_path / "scores.csv", tmp_path / "scores.md")
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "scores.csv", dtype=str, keep_default_na=False), table)
     markdown = (tmp_path / "scores.md").read_text()
     assert markdown.startswith("# Scored predictions")
     assert "Predictions version 1, written 2026-11-22." in markdown
-    assert "**inconclusive**" in markdown and "**not run**" in markdown
+    assert verdict_rules_markdown() in markdown and "*decay_rate* (hmm)" in markdown
     rows = [line for line in markdown.splitlines() if line.startswith("| ") and not line.startswith("| id |")]
     assert len(rows) == len(table)
     assert "a \\| b" in rows[0]
@@ -520,5 +529,62 @@ def test_write_scores_csv_round_trips_and_markdown_has_rules_and_rows(tmp_path):
 def test_score_does_not_modify_the_predictions():
     predictions = load_predictions()
     before = copy.deepcopy(predictions)
-    score(predictions, *default_stores())
+    score(predictions, default_stores())
     assert predictions == before
+
+
+# ------------------------------------------------------------------ models with several layers
+
+
+def test_two_layer_heads_are_every_layer_head_pair():
+    """A 2-layer model with one head per layer has two heads, layer 0's and layer 1's; padding is never a head."""
+    store = hmm_store(n_layers=(1, 2), n_heads=(1, 2), lambdas=(0.7, 0.3))
+    set_rates(store, [0.3], n_heads=1, n_layers=2, layer=1)  # layer 0's head keeps 0.7
+    decay = entry("decay_rate", {"condition": "c", "n_layers": 2, "n_heads": 1}, "==", [0.7, 0.3], 0.05, id="decay")
+    row = only_row(scored(store, decay))
+    assert row["verdict"] == "confirmed" and row["observed"] == "0.7 ± 0 (3 seeds); 0.3 ± 0 (3 seeds)"
+    assert row["condition"] == "c (n_layers=2, n_heads=1, d_head=8, a=0.85, loss=all)"
+
+    parity_head(store, rate=0.7, favoured=0, n_heads=1, head=0, layer=1)
+    split = entry("parity_split", {"condition": "c", "n_heads": 1}, ">=", 1, id="split")
+    table = scored(store, split)
+    assert list(table["condition"]) == [
+        "c (n_layers=1, n_heads=1, d_head=8, a=0.85, loss=all)",
+        "c (n_layers=2, n_heads=1, d_head=8, a=0.85, loss=all)",
+    ]
+    assert list(table["verdict"]) == ["refuted", "confirmed"]
+    assert table["observed"].iloc[0].startswith("0 (per seed 0, 0, 0)")  # 1 layer: layer 1 is padding
+    assert table["observed"].iloc[1].startswith("1 (per seed 1, 1, 1)")
+
+
+def test_two_layer_factor_separation_assigns_heads_across_layers():
+    store = hmm_store(n_layers=(2,), n_heads=(2,))
+    damage = store["ablation_factor_excess"]
+    damage.loc[{"layer": 0}] = 0.0
+    damage.loc[{"layer": 1, "head": 1, "factor": 1}] = 0.01  # factor 1 on layer 1's second head
+    damage.loc[{"layer": 0, "head": 0, "factor": 2}] = 0.01  # factor 2 on layer 0's first head
+    row = only_row(scored(store, SEPARATION))
+    assert row["verdict"] == "confirmed" and row["observed"].startswith("1 ± 0")
+
+
+def test_two_layer_preference_inversion_takes_the_most_inverted_layer():
+    store = readoff_store().isel(layer=[0, 0]).assign_coords(n_layers=[2], layer=[0, 1])
+    store["preference_tau"].loc[{"layer": 1}] = 1.0  # layer 1's heads agree, layer 0's are inverted
+    inverted = entry("preference_inversion", {"n_heads": 2, "d_head": 1}, "==", -1.0)
+    row = only_row(scored(None, inverted, readoff=store))
+    assert row["verdict"] == "confirmed" and row["condition"] == "n_layers=2, n_heads=2, d_head=1"
+
+
+@pytest.mark.parametrize(
+    ("ratios", "expected"),
+    [
+        ([0.25, 0.5], np.sqrt(0.125)),
+        ([0.5, 2.0, np.nan, -1.0, 0.0, np.inf], 1.0),  # only positive finite steps count
+        ([np.nan, 0.0, -0.3], np.nan),
+    ],
+)
+def test_geometric_mean_of_the_positive_finite_steps(ratios, expected):
+    np.testing.assert_allclose(geometric_mean(np.array(ratios)), expected)
+    stacked = geometric_mean(np.tile(np.array(ratios), (2, 3, 1)))  # over the last axis only
+    assert stacked.shape == (2, 3)
+    np.testing.assert_allclose(stacked, np.full((2, 3), expected))

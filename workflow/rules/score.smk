@@ -4,10 +4,7 @@
 rule score:
     input:
         predictions=PREDICTIONS,
-        hmm=f"{RESULTS}/hmm.zarr",
-        readoff=f"{RESULTS}/readoff.zarr",
-        regression=f"{RESULTS}/regression.zarr",
-        figures=figure_targets(),
+        stores=[combined_store(task.name) for task in TASKS],
     output:
         csv=f"{RESULTS}/scores.csv",
         md=report(
@@ -17,5 +14,7 @@ rule score:
         f"{RESULTS}/logs/score.log",
     conda:
         "../../envs/headshare.yaml"
+    params:
+        tasks=[task.name for task in TASKS],
     script:
         "../scripts/score.py"
