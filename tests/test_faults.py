@@ -18,16 +18,23 @@ import pytest
 import torch
 import xarray as xr
 import yaml
-
-from headshare.checkpoint import CheckpointMismatchError, load_ensemble, load_payload, save_atomic, save_ensemble
-from headshare.cohorts import cohorts, model_config
-from headshare.model import EnsembleTransformer, ModelConfig
-from headshare.store import ArtifactError, open_store, write_store
-from headshare.training import Batch, NonFiniteLossError, RegressionSource
-
-from helpers.paths import PROJECT_ROOT, SMOKE_CONFIG
 from helpers.artifacts import TINY, small_dataset, tiny_training
 from helpers.configs import smoke_config
+from helpers.paths import PROJECT_ROOT, SMOKE_CONFIG
+from helpers.readme import readme_commands
+
+from headshare import tasks
+from headshare.checkpoint import (
+    CheckpointMismatchError,
+    load_ensemble,
+    load_payload,
+    save_atomic,
+    save_ensemble,
+)
+from headshare.model import EnsembleTransformer, ModelConfig
+from headshare.store import ArtifactError, open_store, write_store
+from headshare.tasks.regression.source import RegressionSource
+from headshare.training import Batch, NonFiniteLossError
 
 TESTS = Path(__file__).resolve().parent
 HALF_WRITTEN = re.compile(r"\.partial|\.tmp")
@@ -53,7 +60,7 @@ LONGER_TRAINING = {
     "hmm": {"loss_positions": ["all"], "grid": {"n_heads": [1], "d_head": [4], "seeds": [0]}},
     "training": {"hmm": {"steps": STEPS, "checkpoint_every": CHECKPOINT_EVERY, "log_every": CHECKPOINT_EVERY}},
 }
-COHORT = "hmm/m3_0.7_m3_0.7/h~1_dh~4"
+COHORT = "hmm/m3_0.7_m3_0.7/L~1_h~1_dh~4"
 MEMBER = f"results/models/{COHORT}/a~0.85_loss~all_seed~0"
 CHECKPOINT = f"results/checkpoints/{COHORT}.pt"
 TRAIN_LOG = f"results/logs/train/{COHORT}.log"
@@ -73,6 +80,26 @@ def snakemake_command(workdir: Path, override: Path, *args: str) -> list[str]:
 def run_to_completion(workdir: Path, override: Path, *args: str) -> None:
     result = subprocess.run(snakemake_command(workdir, override, *args), capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+
+
+def readme_recovery_commands() -> list[list[str]]:
+    """The README's recovery after a kill of the whole Snakemake process (in its Faults paragraph)."""
+    commands = readme_commands("**Faults.**")
+    assert commands and all(words[0] == "snakemake" for words in commands), commands
+    return commands
+
+
+def run_as_the_readme_says(
+    words: list[str], workdir: Path, override: Path, target: str
+) -> subprocess.CompletedProcess:
+    """One README command, run from the project root and told only where: working directory, config, target."""
+    command = [
+        sys.executable, "-m", *words, target,
+        "--snakefile", str(PROJECT_ROOT / "Snakefile"),
+        "--directory", str(workdir),
+        "--configfile", str(SMOKE_CONFIG), str(override),
+    ]
+    return subprocess.run(command, check=False, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
 
 
 def first_progress_count(log: Path) -> int:
@@ -130,8 +157,13 @@ def test_sigkill_mid_training_resumes_to_the_same_weights(tmp_path: Path):
     saved = load_payload(workdir / CHECKPOINT)["step"]
     assert saved % CHECKPOINT_EVERY == 0 and 0 < saved < STEPS
 
-    run_to_completion(workdir, override, "--unlock")
-    run_to_completion(workdir, override, "--rerun-incomplete", target)
+    recovery = readme_recovery_commands()
+    without_unlock = run_as_the_readme_says(recovery[-1], workdir, override, target)
+    assert without_unlock.returncode != 0
+    assert "Directory cannot be locked" in without_unlock.stdout + without_unlock.stderr
+    for words in recovery:
+        result = run_as_the_readme_says(words, workdir, override, target)
+        assert result.returncode == 0, f"{' '.join(words)}:\n{result.stdout[-3000:]}{result.stderr[-5000:]}"
 
     assert first_progress_count(workdir / TRAIN_LOG) == saved, "the rerun did not resume from the checkpoint"
     resumed = torch.load(workdir / target, weights_only=True)["model"]
@@ -255,9 +287,10 @@ def test_a_missing_store_is_reported_with_its_path(tmp_path: Path):
 def smoke_model_configs() -> tuple[ModelConfig, ModelConfig]:
     """Model shapes of the smoke config's one- and two-head cohorts of the first condition."""
     config = smoke_config()
-    one, two = cohorts(config, "hmm")[:2]
+    task, settings = tasks.configured(config, "hmm")
+    one, two = task.cohorts(settings)[:2]
     assert (one.coords["n_heads"], two.coords["n_heads"]) == (1, 2)
-    return model_config(config, one), model_config(config, two)
+    return task.model_config(settings, one), task.model_config(settings, two)
 
 
 def test_a_checkpoint_of_another_shape_is_refused_naming_file_and_shapes(tmp_path: Path):

@@ -24,7 +24,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from headshare.config import CONFIG_SCHEMA, ConfigError, validate_config
+from headshare.config import ConfigError, config_schema, validate_config
 from headshare.predictions import PREDICTIONS_FILE, PREDICTIONS_SCHEMA, PredictionError, validate_predictions
 
 from helpers.paths import PROJECT_ROOT, SMOKE_CONFIG
@@ -56,7 +56,7 @@ BASE_PREDICTIONS = unaliased(load_yaml(PREDICTIONS_FILE))
 
 DOCUMENTS = {
     # name used in messages: (base document, schema, validator, error type); every variant is a fresh copy
-    "config": (BASE_CONFIG, load_yaml(CONFIG_SCHEMA), validate_config, ConfigError),
+    "config": (BASE_CONFIG, config_schema(), validate_config, ConfigError),
     "predictions": (BASE_PREDICTIONS, load_yaml(PREDICTIONS_SCHEMA), validate_predictions, PredictionError),
 }
 
@@ -115,7 +115,11 @@ def resolve(schema: dict, root: dict) -> dict:
 def schema_at(root: dict, path: KeyPath) -> dict:
     schema = resolve(root, root)
     for part in path:
-        schema = resolve(schema["items"] if isinstance(part, int) else schema["properties"][part], root)
+        if isinstance(part, int):
+            schema = schema["items"]
+        else:
+            schema = schema.get("properties", {}).get(part, schema.get("additionalProperties"))
+        schema = resolve(schema, root)
     return schema
 
 

@@ -1,7 +1,6 @@
 """Ensemble training: schedule, per-member independence, convergence, checkpoints, resume."""
 
 import math
-import sys
 import types
 from dataclasses import dataclass
 
@@ -10,15 +9,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from headshare.checkpoint import CheckpointMismatchError, load_ensemble, save_atomic, save_ensemble
+from headshare.checkpoint import (
+    CheckpointMismatchError,
+    load_ensemble,
+    save_atomic,
+    save_ensemble,
+)
 from headshare.model import EnsembleTransformer, ModelConfig
+from headshare.tasks.hmm.source import HMMSource
+from headshare.tasks.readoff.source import ReadoffSource
+from headshare.tasks.regression import source as regression_source
+from headshare.tasks.regression.source import RegressionSource
 from headshare.training import (
     Batch,
-    HMMSource,
     NonFiniteLossError,
     Prefetcher,
-    ReadoffSource,
-    RegressionSource,
     TrainConfig,
     clip_grad_norm_per_member,
     learning_rate,
@@ -341,13 +346,6 @@ def test_prefetcher_returns_the_sources_batches():
             assert torch.equal(batches(step).inputs, source(step).inputs)
 
 
-def fake_module(monkeypatch, name, **functions):
-    module = types.ModuleType(name)
-    for key, value in functions.items():
-        setattr(module, key, value)
-    monkeypatch.setitem(sys.modules, name, module)
-
-
 def test_hmm_source_shifts_and_keeps_member_streams_independent():
     from headshare.tasks.hmm.processes import mess3
 
@@ -378,7 +376,7 @@ def test_regression_source_shapes(monkeypatch):
             tokens=rng.normal(size=(n_tasks, n_context + 1, d + 1)), targets=rng.normal(size=n_tasks)
         )
 
-    fake_module(monkeypatch, "headshare.tasks.regression.sampler", sample_regression=sample_regression)
+    monkeypatch.setattr(regression_source, "sample_regression", sample_regression)
     batch = RegressionSource(seeds=[0, 1, 2], batch_size=4, d=10, n_context=10)(step=0)
     assert batch.inputs.shape == (3, 4, 11, 11) and batch.inputs.dtype == torch.float32
     assert batch.targets.shape == (3, 4) and batch.loss_positions.sum() == 1

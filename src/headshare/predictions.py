@@ -132,7 +132,8 @@ def _check_figure(entry: dict, quantity: Quantity, where: str) -> None:
 
 def _check_cross_references(entries: list[dict], name: str) -> None:
     by_id = {entry["id"]: entry for entry in entries}
-    conditions = {entry["condition"].get("condition") for entry in entries}
+    named = (entry["condition"].get("condition") for entry in entries)
+    conditions = {condition for condition in named if isinstance(condition, str)}  # ids, not lists or ranges
     for index, entry in enumerate(entries):
         where = f"{name}.predictions[{index}] ({entry['id']})"
         if "substitutes" in entry and "infeasible" not in entry:

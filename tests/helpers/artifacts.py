@@ -9,32 +9,31 @@ import numpy as np
 import torch
 import xarray as xr
 
+from headshare import layout, tasks
 from headshare.cohort_training import train_cohort
-from headshare.cohorts import FAMILIES, cohorts
-from headshare.config import hmm_conditions
-from headshare.datasets import hmm_dataset, readoff_dataset, regression_dataset
 from headshare.model import EnsembleTransformer, ModelConfig
 from headshare.store import write_store
-from headshare.training import Batch, RegressionSource, TrainConfig, train_ensemble
-
+from headshare.tasks.regression.source import RegressionSource
+from headshare.training import Batch, TrainConfig, train_ensemble
 from helpers.configs import smoke_config
 
 
 def produce_artifacts(workdir: str) -> None:
-    """Every smoke dataset, and the first cohort of each family trained on CPU, written under ``workdir``."""
+    """Every smoke dataset, and the first cohort of each task trained on CPU, written under ``workdir``."""
     torch.set_num_threads(1)
     config = {**smoke_config(), "device": "cpu"}
-    root = Path(workdir)
-    for condition in hmm_conditions(config):
-        for a in config["hmm"]["emission_fidelity"]:
-            write_store(hmm_dataset(config, condition.id, a), root / "data" / "hmm" / condition.id / f"a~{a}.zarr")
-    write_store(readoff_dataset(config), root / "data" / "readoff.zarr")
-    write_store(regression_dataset(config), root / "data" / "regression.zarr")
-    for family in FAMILIES:
-        cohort = cohorts(config, family)[0]
-        folders = [root / "models" / member.path for member in cohort.members]
+    for task in tasks.active(config):
+        settings = task.settings(config)
+        for key in task.dataset_keys(settings):
+            write_store(task.build_dataset(settings, key), layout.dataset_store(workdir, task.dataset_name(key)))
+        cohort = task.cohorts(settings)[0]
         train_cohort(
-            config, cohort, [f"{f}/model.pt" for f in folders], [f"{f}/training.json" for f in folders], progress=False
+            task,
+            settings,
+            cohort,
+            [layout.model_file(workdir, member.path, "model.pt") for member in cohort.members],
+            [layout.model_file(workdir, member.path, "training.json") for member in cohort.members],
+            progress=False,
         )
 
 
