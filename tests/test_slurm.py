@@ -1,8 +1,10 @@
 """The SLURM profile: site names from the environment, and the smoke pipeline through sbatch.
 
-The end-to-end test runs on a one-node cluster on this host (.ci/slurm-cluster.sh). That
-cluster has no accounting database, so the run adds the options such a cluster needs
-(NO_ACCOUNTING_OPTIONS); everything else comes from profiles/slurm unchanged.
+The end-to-end test runs the README's SLURM command as the README gives it (the profile, no
+--cores) on a one-node cluster on this host (.ci/slurm-cluster.sh), with three changes: the
+smoke config in place of the sweep, a working directory of its own, and the options a cluster
+without an accounting database needs (NO_ACCOUNTING_OPTIONS). The README's site variables name
+partitions this cluster does not have, so the test leaves them unset.
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import xarray as xr
 from snakemake.profiles import ProfileConfigFileParser
 
-from helpers.paths import PROJECT_ROOT
-from helpers.snakemake import run_snakemake
+from helpers.paths import PROJECT_ROOT, SMOKE_CONFIG
+from helpers.readme import readme_commands
 
 SLURM_PROFILE = PROJECT_ROOT / "profiles" / "slurm"
 CLUSTER_SCRIPT = PROJECT_ROOT / ".ci" / "slurm-cluster.sh"
@@ -60,6 +63,27 @@ def test_profile_takes_site_names_from_environment_as_strings(monkeypatch):
     assert {"slurm_partition='all'", "slurm_account='12345'"} <= set(profile["default-resources"])
     for rule in TRAINING_RULES:
         assert f"{rule}:slurm_partition='a100'" in profile["set-resources"]
+
+
+def readme_slurm_command() -> list[str]:
+    """The README's SLURM command, with the smoke config in place of the sweep."""
+    [command] = [words for words in readme_commands("## Running on a SLURM cluster") if words[0] != "export"]
+    assert command[0] == "snakemake" and not {"--cores", "-c"} & set(command), command
+    configfile = command.index("--configfile") + 1
+    return [*command[:configfile], str(SMOKE_CONFIG), *command[configfile + 1 :]]
+
+
+def run_readme_slurm_command(workdir: Path) -> subprocess.CompletedProcess:
+    """Run the README's SLURM command from the project root, writing into ``workdir``."""
+    command = [sys.executable, "-m", *readme_slurm_command(), "--directory", str(workdir), *NO_ACCOUNTING_OPTIONS]
+    environment = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+    result = subprocess.run(
+        command, check=False, cwd=PROJECT_ROOT, capture_output=True, text=True,
+        timeout=PIPELINE_TIMEOUT_S, env=environment,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"{' '.join(command)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+    return result
 
 
 def run_cluster_script(action: str, timeout: float) -> subprocess.CompletedProcess:
@@ -107,15 +131,13 @@ def produced_files(workdir: Path) -> set[Path]:
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Object at .snakemake_timestamp:UserWarning")
-def test_smoke_pipeline_runs_through_sbatch_and_matches_local_run(
+def test_readme_slurm_command_runs_the_smoke_pipeline_through_sbatch_and_matches_local_run(
     slurm_cluster, smoke_pipeline: Path, tmp_path, monkeypatch
 ):
     for name in SITE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     on_slurm, local = tmp_path / "slurm", smoke_pipeline
-    result = run_snakemake(
-        on_slurm, "--workflow-profile", str(SLURM_PROFILE), *NO_ACCOUNTING_OPTIONS, timeout=PIPELINE_TIMEOUT_S
-    )
+    result = run_readme_slurm_command(on_slurm)
 
     submitted = set(re.findall(r"submitted with SLURM jobid (\d+)", result.stdout + result.stderr))
     log_root = on_slurm / ".snakemake" / "slurm_logs"
