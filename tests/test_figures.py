@@ -1,42 +1,56 @@
-"""Figures render from stores that follow the store contract, including stores with missing heads."""
+"""Figures: declared once per task, they cover every grid axis, fit a page and render from contract stores."""
 
 from __future__ import annotations
 
+import math
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
-from matplotlib.image import imread
-
-from headshare import figures
-from headshare.store import write_store
+import yaml
+from helpers.configs import deep_merge, default_config
+from helpers.paths import SWEEP_CONFIG
 from helpers.synthetic import (
     DEFAULT_CONDITIONS,
+    ConditionSpec,
     synthetic_belief_store,
     synthetic_hmm_store,
     synthetic_readoff_store,
     synthetic_regression_store,
 )
+from matplotlib.figure import Figure
+from matplotlib.image import imread
+
+from headshare import figures, tasks
+from headshare.config import validate_config
+from headshare.figures.canvas import MAX_WIDTH, panel_grid
+from headshare.figures.heads import stack_heads
+from headshare.figures.render import draw_page, figures_folder, render
+from headshare.figures.spec import FigureSpec, format_value
+from headshare.store import write_store
+from headshare.tasks.hmm.plots import rank_heads_by_factor, reference_decay_curve
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+MAX_HEIGHT = 24.0  # inches: a tall page, still one screen-scroll per figure
 
 
-def _reopened(dataset: xr.Dataset, path: Path) -> xr.Dataset:
-    """Round-trip through zarr, so figures read lazy arrays and zarr's string coordinates."""
-    return xr.open_zarr(write_store(dataset, path))
+# ------------------------------------------------------------------------------ synthetic stores
+def synthetic_store(task: str, grid: dict[str, tuple], conditions=DEFAULT_CONDITIONS) -> xr.Dataset:
+    """A combined store of ``task`` over ``grid`` (the axes each builder takes)."""
+    shape = {"n_layers": grid["n_layers"], "n_heads": grid["n_heads"], "d_head": grid["d_head"], "seeds": grid["seed"]}
+    if task == "hmm":
+        return synthetic_hmm_store(conditions=conditions, a=grid["a"], loss=grid["loss"], **shape)
+    if task == "readoff":
+        return synthetic_readoff_store(**shape)
+    return synthetic_regression_store(**shape)
 
 
-def _assert_figure_files(paths: list[Path]) -> None:
-    for path in paths:
-        assert path.exists() and path.stat().st_size > 5_000, path
-        head = path.read_bytes()[:8]
-        if path.suffix == ".png":
-            assert head == PNG_MAGIC, path
-            pixels = imread(path)
-            assert pixels.std() > 0.05, f"{path} is blank"
-        else:
-            assert path.suffix == ".pdf" and head.startswith(b"%PDF"), path
+def grid_of(store: xr.Dataset, task: str) -> dict[str, tuple]:
+    return {axis: tuple(store[axis].values.tolist()) for axis in tasks.get(task).grid_axes}
 
 
 def _with_failed_model(hmm: xr.Dataset, n_heads: int, seed: int) -> xr.Dataset:
@@ -46,62 +60,210 @@ def _with_failed_model(hmm: xr.Dataset, n_heads: int, seed: int) -> xr.Dataset:
     return hmm.assign({name: hmm[name].where(~failed) for name in per_model})
 
 
+# ------------------------------------------------------------------------- what a figure shows
+def shown_texts(fig: Figure) -> list[str]:
+    """Every title, legend entry and tick label (prefixed by its axis label) of a figure."""
+    texts = [fig.get_suptitle()]
+    for legend in [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]:
+        texts += [legend.get_title().get_text()] + [text.get_text() for text in legend.get_texts()]
+    for ax in fig.axes:
+        texts.append(ax.get_title())
+        texts += [f"{ax.get_xlabel()} = {tick.get_text()}" for tick in ax.get_xticklabels()]
+        texts += [f"{ax.get_ylabel()} = {tick.get_text()}" for tick in ax.get_yticklabels()]
+    return texts
+
+
+def shows(texts: list[str], axis: str, value) -> bool:
+    """Whether a value is named: ``axis = value`` or ``axis ∈ {..., value, ...}`` (an axis label may carry
+    a parenthesised unit); a string value may also stand on its own."""
+    shown = re.escape(format_value(value))
+    named = rf"(?<!\w){re.escape(axis)}(?: \([^)]*\))? (?:= |∈ \{{(?:[^}}]*, )?){shown}(?![\w.])"
+    alone = rf"(?<![\w.-]){shown}(?![\w.])"
+    pattern = alone if isinstance(value, str) else named
+    return any(re.search(pattern, text) for text in texts)
+
+
+# -------------------------------------------------------------------------- the sweep's grids
+def sweep_settings() -> dict:
+    sweep = yaml.safe_load(SWEEP_CONFIG.read_text())
+    config = validate_config(deep_merge(default_config(), sweep))
+    return {task.name: task.settings(config) for task in tasks.active(config)}
+
+
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory) -> tuple[Path, list[Path]]:
-    """Every figure from zarr-backed stores whose grids hold missing heads (1-head rows of a 3-head
-    grid) and one model that is NaN throughout."""
+def sweep() -> dict[str, tuple[dict, xr.Dataset]]:
+    """Per task: the sweep's grid (every value, two seeds for speed) and a synthetic store over it."""
+    result = {}
+    for name, settings in sweep_settings().items():
+        grid = {**settings.grid, "seed": settings.grid["seed"][:2]}
+        conditions = [
+            ConditionSpec(c.id, c.role, c.factors[0].kind, c.factors[0].lam, c.factors[1].kind, c.factors[1].lam)
+            for c in getattr(settings, "conditions", ())
+        ]
+        result[name] = grid, synthetic_store(name, grid, conditions)
+    return result
+
+
+def test_every_figure_of_the_sweep_shows_every_value_of_every_grid_axis(sweep):
+    """Split axes: one file per value, named in the file name and the title. Faceted and summarised axes:
+    every value named in each file (checked on the first and last file). Sizes fit a page."""
+    assert {spec.task for spec in figures.all_figures()} == set(sweep)
+    for spec in figures.all_figures():
+        grid, store = sweep[spec.task]
+        pages = spec.pages(grid)
+        assert len({page.stem for page in pages}) == len(pages) == math.prod(len(grid[a]) for a in spec.split)
+        for axis in spec.split:
+            for value in grid[axis]:
+                assert any(f"{axis}~{format_value(value)}" in page.stem for page in pages), (spec.name, axis, value)
+        for page in (pages[0], pages[-1]):
+            fig = draw_page(spec, page, synthetic_belief_store() if spec.source == "model" else store)
+            texts = shown_texts(fig)
+            expected = [(axis, value) for axis in (*spec.facets, *spec.summarised) for value in grid[axis]]
+            expected += list(page.fixed.items())
+            missing = [(axis, value) for axis, value in expected if not shows(texts, axis, value)]
+            assert not missing, f"{spec.name} ({page.stem}) does not show {missing}"
+            width, height = fig.get_size_inches()
+            assert width <= MAX_WIDTH + 1e-9 and height <= MAX_HEIGHT, (spec.name, width, height)
+
+
+def test_the_sweep_splits_attention_decay_by_every_a_loss_and_head_size(sweep):
+    grid, _ = sweep["hmm"]
+    stems = {page.stem for page in figures.get("attention_decay").pages(grid)}
+    assert "attention_decay/a~0.6_loss~last_d_head~16_n_layers~1" in stems
+    assert len(stems) == 5 * 2 * 4 * 1
+
+
+# ------------------------------------------------------------------------------- rendered files
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> tuple[Path, dict[str, xr.Dataset], list[Path]]:
+    """Every figure from zarr-backed stores with one- and two-layer models, missing heads (1-head rows
+    of a 3-head grid) and one model that is NaN throughout."""
     workdir = tmp_path_factory.mktemp("figures")
-    hmm = synthetic_hmm_store(conditions=DEFAULT_CONDITIONS[1:], n_heads=(1, 3), d_head=(4,))
-    hmm = _reopened(_with_failed_model(hmm, n_heads=3, seed=1), workdir / "hmm.zarr")
-    readoff = _reopened(synthetic_readoff_store(seeds=(0, 1)), workdir / "readoff.zarr")
-    regression = _reopened(synthetic_regression_store(), workdir / "regression.zarr")
+    hmm = synthetic_hmm_store(conditions=DEFAULT_CONDITIONS[1:], n_layers=(1, 2), a=(0.85, 0.6), loss=("all",),
+                              n_heads=(1, 3), d_head=(4,), seeds=(0, 1))
+    stores = {
+        "hmm": _with_failed_model(hmm, n_heads=3, seed=1),
+        "readoff": synthetic_readoff_store(n_layers=(1, 2), seeds=(0, 1)),
+        "regression": synthetic_regression_store(n_layers=(1, 2)),
+    }
+    stores = {name: xr.open_zarr(write_store(store, workdir / f"{name}.zarr")) for name, store in stores.items()}
     outdir = workdir / "out"
-    paths = figures.render_all(hmm, readoff, regression, outdir)
-    paths += figures.belief_simplex(synthetic_belief_store(), outdir / "belief_simplex")
-    return outdir, paths
+    paths = []
+    for spec in figures.all_figures():
+        grid = grid_of(stores[spec.task], spec.task)
+        sources = [synthetic_belief_store()] * len(spec.pages(grid)) if spec.source == "model" else [stores[spec.task]]
+        paths += render(spec, grid, sources, outdir)
+    return outdir, stores, paths
 
 
-def test_every_figure_is_written_as_png_and_pdf(rendered):
-    outdir, paths = rendered
-    stems = {path.stem for path in paths}
-    assert stems == set(figures.FIGURE_CAPTIONS)
-    assert sorted(paths) == sorted(outdir / f"{stem}.{ext}" for stem in stems for ext in ("png", "pdf"))
-    _assert_figure_files(paths)
+def test_every_page_is_written_as_png_and_pdf(rendered):
+    outdir, stores, paths = rendered
+    expected = [
+        outdir / f"{page.stem}.{fmt}"
+        for spec in figures.all_figures()
+        for page in spec.pages(grid_of(stores[spec.task], spec.task))
+        for fmt in ("png", "pdf")
+    ]
+    assert sorted(paths) == sorted(expected)
+    for path in paths:
+        head = path.read_bytes()[:8]
+        if path.suffix == ".png":
+            assert head == PNG_MAGIC, path
+            assert imread(path).std() > 0.05, f"{path} is blank"
+        else:
+            assert head.startswith(b"%PDF"), path
 
 
-def test_captions_are_single_sentences():
-    for stem, caption in figures.FIGURE_CAPTIONS.items():
-        assert caption.endswith(".") and caption.count(". ") == 0, stem
+def test_rendering_twice_gives_identical_files(rendered, tmp_path):
+    outdir, stores, _ = rendered
+    spec = figures.get("regression_vs_gd")
+    again = render(spec, grid_of(stores["regression"], "regression"), [stores["regression"]], tmp_path)
+    for path in again:
+        assert path.read_bytes() == (outdir / path.relative_to(tmp_path)).read_bytes(), path
 
 
-def test_regression_figure_without_training_curves_and_absent_stores_skipped(tmp_path):
-    regression = synthetic_regression_store(n_heads=(1,), seeds=(0, 1), with_curves=False)
-    paths = figures.render_all(None, None, regression, tmp_path / "first")
-    assert sorted(paths) == [tmp_path / "first" / "regression.pdf", tmp_path / "first" / "regression.png"]
-    _assert_figure_files(paths)
-    again = figures.render_all(None, None, regression, tmp_path / "again")
-    assert [path.read_bytes() for path in sorted(paths)] == [path.read_bytes() for path in sorted(again)], (
-        "rendering the same store twice must give identical files"
+def test_a_grid_value_missing_from_the_store_is_named(tmp_path):
+    store = synthetic_regression_store(n_heads=(1,), seeds=(0,))
+    grid = {**grid_of(store, "regression"), "n_layers": (3,)}
+    with pytest.raises(ValueError, match=r"3 is not among the grid values \[1\]"):
+        render(figures.get("regression_vs_gd"), grid, [store], tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+# ---------------------------------------------------------------------------------- declarations
+def _spec(**fields) -> FigureSpec:
+    return FigureSpec(**{"name": "toy", "task": "toy", "title": "t", "caption": "c.", "draw": None, **fields})
+
+
+def test_pages_are_one_file_per_split_value_named_axis_tilde_value():
+    spec = _spec(facets=("n_heads",), split=("a", "loss"))
+    grid = {"a": (0.85, 0.6), "loss": ("all",), "n_heads": (1, 2), "seed": (0,)}
+    assert [page.stem for page in spec.pages(grid)] == ["toy/a~0.85_loss~all", "toy/a~0.6_loss~all"]
+    assert [page.stem for page in _spec(facets=("n_heads",)).pages(grid)] == ["toy"]
+    assert figures_folder(spec.pages(grid)[0], "results/figures/toy/a~0.85_loss~all.png") == Path("results/figures")
+    assert figures_folder(_spec().pages(grid)[0], "results/figures/toy.png") == Path("results/figures")
+
+
+def test_a_per_model_figure_names_its_picked_model():
+    spec = _spec(source="model", split=("condition",), summarised=(),
+                 pick={"n_heads": "largest", "d_head": "smallest", "seed": "first listed"})
+    grid = {"condition": ("x", "y"), "n_heads": (2, 3, 1), "d_head": (8, 4), "seed": (5, 0)}
+    assert [page.fixed for page in spec.pages(grid)] == [
+        {"condition": c, "n_heads": 3, "d_head": 4, "seed": 5} for c in ("x", "y")
+    ]
+    with pytest.raises(ValueError, match=r"pick rules \['median'\]"):
+        _spec(source="model", pick={"seed": "median"})
+
+
+def test_a_declaration_must_cover_each_grid_axis_once():
+    axes = ("condition", "n_heads", "seed")
+    _spec(facets=("condition",), split=("n_heads",)).check_axes(axes)
+    with pytest.raises(ValueError, match=r"missing \['n_heads'\]"):
+        _spec(facets=("condition",)).check_axes(axes)
+    with pytest.raises(ValueError, match=r"repeated \['condition'\]"):
+        _spec(facets=("condition", "n_heads"), split=("condition",)).check_axes(axes)
+    with pytest.raises(ValueError, match=r"unknown \['layer'\]"):
+        _spec(facets=("condition", "n_heads", "layer")).check_axes(axes)
+
+
+def test_declarations_import_without_plotting_or_torch():
+    code = (
+        "import sys; from headshare import figures; names = [s.name for s in figures.all_figures()]; "
+        "heavy = [m for m in ('matplotlib', 'seaborn', 'torch') if m in sys.modules]; "
+        "assert not heavy, heavy; print(len(names))"
     )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) == len(figures.all_figures()) >= 1
 
 
-def test_unknown_grid_value_is_rejected_with_the_allowed_values(tmp_path):
-    hmm = synthetic_hmm_store(conditions=DEFAULT_CONDITIONS[:1], a=(0.85,), loss=("all",), n_heads=(1,),
-                              d_head=(4,), seeds=(0,))
-    with pytest.raises(ValueError, match=r"a=0\.5 .*allowed values: \[0\.85\]"):
-        figures.attention_decay(hmm, tmp_path / "x", a=0.5)
-    with pytest.raises(ValueError, match=r"d_head=3 .*\[4\]"):
-        figures.belief_r2(hmm, tmp_path / "x", d_head=3)
-    with pytest.raises(ValueError, match="lacks"):
-        figures.excess_heatmap(hmm.drop_vars("normalised_excess"), tmp_path / "x")
-    with pytest.raises(ValueError, match="belief_true_1"):
-        figures.belief_simplex(xr.Dataset(), tmp_path / "x")
-    assert not list(tmp_path.glob("x.*"))
+# ------------------------------------------------------------------------------------- helpers
+def test_panels_wrap_after_four_columns_within_the_page_width():
+    fig, axes = panel_grid(10, legend=True)
+    assert len(axes) == 10 and len(fig.axes) == 10
+    assert {ax.get_subplotspec().get_geometry()[:2] for ax in axes} == {(3, 4)}
+    assert fig.get_size_inches()[0] <= MAX_WIDTH
+    fig, axes = panel_grid(6, columns=3)
+    assert {ax.get_subplotspec().get_geometry()[:2] for ax in axes} == {(2, 3)}
+    with pytest.raises(ValueError, match="at least 1 panel, got 0"):
+        panel_grid(0)
+
+
+def test_heads_of_every_layer_are_stacked_and_padding_dropped():
+    # a 2-layer store slot holding a model with 2 layers x 1 head in a 3-head grid
+    values = np.full((2, 3, 2), np.nan)
+    values[0, 0] = [1.0, 2.0]
+    values[1, 0] = [3.0, 4.0]
+    stacked = stack_heads(xr.DataArray(values, dims=("layer", "head", "distance")), n_layers=2)
+    assert list(stacked["unit"].values) == ["L0 H0", "L1 H0"]
+    np.testing.assert_array_equal(stacked.transpose("unit", "distance").values, [[1.0, 2.0], [3.0, 4.0]])
+    one_layer = stack_heads(xr.DataArray(values, dims=("layer", "head", "distance")), n_layers=1)
+    assert list(one_layer["unit"].values) == ["head 0"]
 
 
 def test_reference_decay_curve_is_the_anchored_cumulative_product():
-    np.testing.assert_allclose(figures.reference_decay_curve(0.5, np.full(4, 0.7)), 0.5 * 0.7 ** np.arange(5))
-    np.testing.assert_allclose(figures.reference_decay_curve(0.3, [0.5, 0.4]), [0.3, 0.15, 0.06])
+    np.testing.assert_allclose(reference_decay_curve(0.5, np.full(4, 0.7)), 0.5 * 0.7 ** np.arange(5))
+    np.testing.assert_allclose(reference_decay_curve(0.3, [0.5, 0.4]), [0.3, 0.15, 0.06])
 
 
 def test_heads_are_ranked_by_factor_one_specificity_within_each_model():
@@ -113,7 +275,7 @@ def test_heads_are_ranked_by_factor_one_specificity_within_each_model():
         [[0.1, 0.5], [np.nan, np.nan], [0.6, 0.0]],
     ])
     ablation = xr.DataArray(values, dims=("seed", "head", "factor"), coords={"factor": [1, 2]})
-    ranked = figures.rank_heads_by_factor(ablation)
+    ranked = rank_heads_by_factor(ablation)
     expected = np.array([
         [[0.9, 0.1], [0.2, 0.8], [np.nan, np.nan]],
         [[0.9, 0.1], [0.2, 0.8], [np.nan, np.nan]],
@@ -122,4 +284,4 @@ def test_heads_are_ranked_by_factor_one_specificity_within_each_model():
     np.testing.assert_array_equal(ranked.transpose("seed", "head", "factor").values, expected)
     np.testing.assert_array_equal(ranked["head"].values, [0, 1, 2])
     with pytest.raises(ValueError, match="factor"):
-        figures.rank_heads_by_factor(ablation.isel(factor=[0]))
+        rank_heads_by_factor(ablation.isel(factor=[0]))

@@ -4,20 +4,28 @@ The values are plausible rather than exact: attention decays geometrically at a 
 rate tied to the factor it tracks, the exact filter forgets faster than |lambda| when emissions
 are strong (ratio |lambda| * (1 - 2 (a - 1/3)^2), close to the published exact values), more
 heads and larger heads lower the excess loss, and two-head readoff models rank the signal
-tokens in opposite orders. Heads beyond a model's n_heads are NaN, as in the real stores.
-Every builder is deterministic given ``rng_seed``.
+tokens in opposite orders. Deeper models (the ``n_layers`` axis) come a little closer to the filter,
+and each of their layers decays a little faster than the one below. Heads beyond a model's n_heads and
+layers beyond its n_layers are NaN, as in the real stores. Every store is checked against its task's
+store contract (variables and dim order). Every builder is deterministic given ``rng_seed``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from headshare.analysis.readoff import kendall_tau, preference_order
 from headshare.store import write_store
+from headshare.tasks.base import StoreContract
+from headshare.tasks.hmm.contract import COMBINED_STORE as HMM_CONTRACT
+from headshare.tasks.readoff.contract import COMBINED_STORE as READOFF_CONTRACT
+from headshare.tasks.regression.contract import COMBINED_STORE as REGRESSION_CONTRACT
 
 
 class ConditionSpec(NamedTuple):
@@ -37,7 +45,7 @@ DEFAULT_CONDITIONS = (
     ConditionSpec("ts_0.7_ts_-0.7", "substitute", "two_state", 0.7, "two_state", -0.7),
 )
 N_STATES = {"mess3": 3, "two_state": 2}
-HMM_GRID_DIMS = ("condition", "a", "loss", "n_heads", "d_head", "seed")
+HMM_GRID_DIMS = ("condition", "a", "loss", "n_heads", "d_head", "seed")  # build order; stores follow the contract
 TARGETS = ("joint", "factor1", "factor2")
 
 
@@ -50,9 +58,39 @@ def _object_coord(values: Sequence[str]) -> np.ndarray:
     return np.array(list(values), dtype=object)
 
 
+def _with_layers(store: xr.Dataset, n_layers: Sequence[int], improving: Sequence[str]) -> xr.Dataset:
+    """Add the ``n_layers`` grid axis to every per-model variable and a NaN-padded ``layer`` dim to the
+    per-head ones: layer l of an L-layer model holds the one-layer values times 0.9**l (a faster decay),
+    and the ``improving`` variables (losses) shrink by 0.9**(L-1)."""
+    per_model = [name for name, var in store.data_vars.items() if "seed" in var.dims]
+    layer = xr.DataArray(np.arange(max(n_layers)), dims="layer")
+    stacked = []
+    for depth in n_layers:
+        models = {}
+        for name in per_model:
+            var = store[name]
+            if "head" in var.dims:
+                models[name] = (var * 0.9**layer).where(layer < depth)
+            elif name in improving:
+                models[name] = var * 0.9 ** (depth - 1)
+            else:
+                models[name] = var
+        stacked.append(xr.Dataset(models))
+    deep = xr.concat(stacked, pd.Index(np.asarray(n_layers, dtype=np.int64), name="n_layers"))
+    return store.drop_vars(per_model).assign(deep.data_vars).assign_coords(layer=layer.values)
+
+
+def _following(store: xr.Dataset, contract: StoreContract) -> xr.Dataset:
+    """``store`` with every variable's dims in the contract's order, checked against the contract."""
+    arranged = store.assign({name: store[name].transpose(*contract.dims(name)) for name in contract.variables})
+    contract.check(arranged, "synthetic store")
+    return arranged
+
+
 def synthetic_hmm_store(
     *,
     conditions: Sequence[ConditionSpec] = DEFAULT_CONDITIONS,
+    n_layers: Sequence[int] = (1,),
     a: Sequence[float] = (0.85, 0.6),
     loss: Sequence[str] = ("all", "last"),
     n_heads: Sequence[int] = (1, 2),
@@ -166,6 +204,7 @@ def synthetic_hmm_store(
         "excess_loss": (HMM_GRID_DIMS, excess),
         "excess_loss_se": (HMM_GRID_DIMS, 1e-4 + 0.05 * excess),
         "normalised_excess": (HMM_GRID_DIMS, normalised),
+        "factor_excess_loss": ((*HMM_GRID_DIMS, "factor"), normalised[..., None] * factor_gain[:, :, None, None, None, None, :]),
         "final_train_loss": (HMM_GRID_DIMS, optimal[:, :, None, None, None, None] + 1.1 * excess),
         "attention_distance": ((*grid_head, "distance"), attention * head_mask[..., None]),
         "attention_distance_all": ((*grid_head, "distance"), attention_all * head_mask[..., None]),
@@ -180,64 +219,75 @@ def synthetic_hmm_store(
         "ablation_factor_excess": ((*grid_head, "factor"), ablation_factor),
         "ablation_excess": (grid_head, ablation_factor.sum(axis=-1) * 1.05),
     }
-    return xr.Dataset(data, coords=coords, attrs={"family": "hmm", "context": context, "synthetic": 1})
+    store = xr.Dataset(data, coords=coords, attrs={"task": "hmm", "context": context, "synthetic": 1})
+    losses = ("excess_loss", "excess_loss_se", "normalised_excess", "factor_excess_loss")
+    return _following(_with_layers(store, n_layers, losses), HMM_CONTRACT)
 
 
 def synthetic_readoff_store(
     *,
+    n_layers: Sequence[int] = (1,),
     n_heads: Sequence[int] = (1, 2),
     d_head: Sequence[int] = (1, 4),
     seeds: Sequence[int] = (0, 1, 2),
     rng_seed: int = 1,
 ) -> xr.Dataset:
-    """A results/readoff.zarr-shaped dataset; two-head models prefer signals in inverted orders.
+    """A results/readoff.zarr-shaped dataset; in every layer, heads 0 and 1 prefer signals in inverted orders.
 
     In the last seed the second head keeps the reversed order but swaps its two middle
     signals, so that seed's Kendall tau is -2/3 rather than -1.
     """
     rng = np.random.default_rng(rng_seed)
-    n_signal, max_heads = 4, max(n_heads)
-    grid_shape = (len(n_heads), len(d_head), len(seeds))
-    heads_b = np.asarray(n_heads)[:, None, None]
-    dhead_b = np.asarray(d_head)[None, :, None]
-    solved = (heads_b >= 2) | (dhead_b >= 4)
+    n_signal, max_heads, max_layers = 4, max(n_heads), max(n_layers)
+    grid_shape = (len(n_layers), len(n_heads), len(d_head), len(seeds))
+    layers_b = np.asarray(n_layers)[:, None, None, None]
+    heads_b = np.asarray(n_heads)[None, :, None, None]
+    dhead_b = np.asarray(d_head)[None, None, :, None]
+    solved = (heads_b * layers_b >= 2) | (dhead_b >= 4)
     accuracy = np.where(solved, 1.0 - rng.uniform(0.0, 0.01, grid_shape), rng.uniform(0.55, 0.7, grid_shape))
     loss = 0.02 + 2.0 * (1.0 - accuracy)
 
     attention_by_rank = np.array([0.45, 0.3, 0.15, 0.08])
-    preference = np.full(grid_shape + (max_heads, n_signal), np.nan)
-    tau = np.full(grid_shape, np.nan)
-    for i, heads in enumerate(n_heads):
-        for j in range(len(d_head)):
-            for k in range(len(seeds)):
-                first = rng.permutation(n_signal)
-                orders = [first, first[::-1]]
-                if k == len(seeds) - 1:
-                    orders[1] = first[[3, 1, 2, 0]]
-                for h in range(heads):
-                    preference[i, j, k, h, orders[h % 2]] = attention_by_rank * rng.uniform(0.95, 1.05)
-                if heads >= 2:
-                    ranked = preference_order(preference[i, j, k, :2])
-                    tau[i, j, k] = kendall_tau(ranked[0], ranked[1])
+    preference = np.full(grid_shape + (max_layers, max_heads, n_signal), np.nan)
+    order = np.full(preference.shape, np.nan)
+    tau = np.full(grid_shape + (max_layers,), np.nan)
+    for index in np.ndindex(grid_shape):
+        depth, heads = n_layers[index[0]], n_heads[index[1]]
+        for layer in range(depth):
+            first = rng.permutation(n_signal)
+            orders = [first, first[::-1]]
+            if index[3] == len(seeds) - 1:
+                orders[1] = first[[3, 1, 2, 0]]
+            for h in range(heads):
+                preference[(*index, layer, h, orders[h % 2])] = attention_by_rank * rng.uniform(0.95, 1.05)
+            order[(*index, layer, slice(0, heads))] = preference_order(preference[(*index, layer, slice(0, heads))])
+            if heads >= 2:
+                ranked = preference_order(preference[(*index, layer, slice(0, 2))])
+                tau[(*index, layer)] = kendall_tau(ranked[0], ranked[1])
 
-    grid = ("n_heads", "d_head", "seed")
-    return xr.Dataset(
+    grid = ("n_layers", "n_heads", "d_head", "seed")
+    store = xr.Dataset(
         {
             "accuracy": (grid, accuracy),
             "loss": (grid, loss),
             "final_train_loss": (grid, 0.9 * loss),
-            "signal_preference": ((*grid, "head", "signal"), preference),
-            "preference_tau": (grid, tau),
+            "signal_preference": ((*grid, "layer", "head", "signal"), preference),
+            "preference_order": ((*grid, "layer", "head", "rank"), order),
+            "preference_tau": ((*grid, "layer"), tau),
         },
         coords={
+            "n_layers": np.asarray(n_layers, dtype=np.int64),
             "n_heads": np.asarray(n_heads, dtype=np.int64),
             "d_head": np.asarray(d_head, dtype=np.int64),
             "seed": np.asarray(seeds, dtype=np.int64),
+            "layer": np.arange(max_layers),
             "head": np.arange(max_heads),
             "signal": np.arange(n_signal),
+            "rank": np.arange(n_signal),
         },
-        attrs={"family": "readoff", "synthetic": 1},
+        attrs={"task": "readoff", "synthetic": 1},
     )
+    return _following(store, READOFF_CONTRACT)
 
 
 GD_LOSS, ZERO_LOSS, GD_ETA = 0.2061, 10.0 / 24.0, 6.06
@@ -245,50 +295,35 @@ GD_LOSS, ZERO_LOSS, GD_ETA = 0.2061, 10.0 / 24.0, 6.06
 
 def synthetic_regression_store(
     *,
+    n_layers: Sequence[int] = (1,),
     n_heads: Sequence[int] = (1, 2),
     d_head: Sequence[int] = (11,),
     seeds: Sequence[int] = (0, 1, 2),
-    steps: Sequence[int] = tuple(range(0, 3001, 250)),
-    with_curves: bool = True,
     rng_seed: int = 2,
 ) -> xr.Dataset:
-    """A results/regression.zarr-shaped dataset: linear attention reaches GD, softmax does not.
-
-    ``with_curves=False`` fills ``train_loss`` and ``cosine_curve`` with NaN, as when they
-    were not logged.
-    """
+    """A results/regression.zarr-shaped dataset: linear attention reaches GD, softmax does not."""
     rng = np.random.default_rng(rng_seed)
     attention = ("linear", "softmax")
     grid_shape = (2, len(n_heads), len(d_head), len(seeds))
     final_loss = np.array([GD_LOSS, 0.29])[:, None, None, None] * rng.lognormal(0.0, 0.01, grid_shape)
     cosine = np.array([0.995, 0.8])[:, None, None, None] - rng.uniform(0, 0.02, grid_shape)
-    step_arr = np.asarray(steps, dtype=np.int64)
-    progress = 1.0 - np.exp(-step_arr / 600.0)
-    train_loss = ZERO_LOSS + (final_loss[..., None] - ZERO_LOSS) * progress
-    cosine_curve = 0.1 + (cosine[..., None] - 0.1) * progress
-    if not with_curves:
-        train_loss = np.full_like(train_loss, np.nan)
-        cosine_curve = np.full_like(cosine_curve, np.nan)
-
     grid = ("attention", "n_heads", "d_head", "seed")
-    return xr.Dataset(
+    store = xr.Dataset(
         {
             "loss": (grid, final_loss),
             "gd_loss_ratio": (grid, final_loss / GD_LOSS),
             "gradient_cosine": (grid, cosine),
             "prediction_l2": (grid, np.sqrt(np.maximum(final_loss - GD_LOSS, 0.0)) + 0.01),
-            "train_loss": ((*grid, "step"), train_loss),
-            "cosine_curve": ((*grid, "step"), cosine_curve),
+            "final_train_loss": (grid, 1.02 * final_loss),
         },
         coords={
             "attention": _object_coord(attention),
             "n_heads": np.asarray(n_heads, dtype=np.int64),
             "d_head": np.asarray(d_head, dtype=np.int64),
             "seed": np.asarray(seeds, dtype=np.int64),
-            "step": step_arr,
         },
         attrs={
-            "family": "regression",
+            "task": "regression",
             "gd_loss": GD_LOSS,
             "least_squares_loss": 0.0,
             "zero_loss": ZERO_LOSS,
@@ -296,18 +331,20 @@ def synthetic_regression_store(
             "synthetic": 1,
         },
     )
+    losses = ("loss", "gd_loss_ratio", "prediction_l2", "final_train_loss")
+    return _following(_with_layers(store, n_layers, losses), REGRESSION_CONTRACT)
 
 
 def synthetic_belief_store(
     *, n_samples: int = 400, kinds: tuple[str, str] = ("mess3", "two_state"), rng_seed: int = 3
 ) -> xr.Dataset:
-    """A per-model store with exact and regressed beliefs per factor (``belief_true_k``, ``belief_pred_k``)."""
+    """A per-model store's exact and regressed beliefs per factor (``belief_true_k``, ``belief_pred_k``)."""
     rng = np.random.default_rng(rng_seed)
     data = {}
     for k, kind in enumerate(kinds, start=1):
         true = rng.dirichlet(np.full(N_STATES[kind], 0.7), size=n_samples)
-        data[f"belief_true_{k}"] = (("sample", f"state_{k}"), true)
-        data[f"belief_pred_{k}"] = (("sample", f"state_{k}"), true + rng.normal(0.0, 0.03, true.shape))
+        data[f"belief_true_{k}"] = (("simplex_point", f"state_{k}"), true)
+        data[f"belief_pred_{k}"] = (("simplex_point", f"state_{k}"), true + rng.normal(0.0, 0.03, true.shape))
     return xr.Dataset(data, attrs={"synthetic": 1})
 
 

@@ -1,12 +1,15 @@
-"""Snakemake job: render one figure (PNG and PDF) from the store it reads."""
+"""Snakemake job: render every file of one declared figure (PNG and PDF) from the stores it reads."""
 
-from pathlib import Path
-
-from headshare.figures import draw
+from headshare import tasks
+from headshare.figures import task_figures
+from headshare.figures.render import figures_folder, render
 from headshare.joblog import job_log
 from headshare.store import open_store
 
 with job_log(snakemake):
-    stem = Path(snakemake.output.png).with_suffix("")
-    draw(snakemake.wildcards.figure, open_store(snakemake.input[0]), stem)
-    print(f"wrote {stem}.png and {stem}.pdf")
+    task, settings = tasks.configured(snakemake.config, snakemake.params.task)
+    spec = next(spec for spec in task_figures(task) if spec.name == snakemake.params.figure)
+    stores = [open_store(path) for path in snakemake.input]
+    outdir = figures_folder(spec.pages(settings.grid)[0], snakemake.output[0])
+    written = render(spec, settings.grid, stores, outdir)
+    print(f"{spec.name}: wrote {len(written)} files under {outdir}")

@@ -1,0 +1,123 @@
+"""The hmm task's figures, declared once each; the draw code is in :mod:`headshare.tasks.hmm.plots`."""
+
+from __future__ import annotations
+
+from headshare.figures.spec import MODEL, FigureSpec, drawn_by
+
+_PLOTS = "headshare.tasks.hmm.plots"
+_SEED_BAND = "lines: mean over seeds, bands: min-max over seeds"
+
+FIGURES = (
+    FigureSpec(
+        name="attention_decay",
+        task="hmm",
+        title=f"Attention from the last query position vs distance, per head ({_SEED_BAND})",
+        caption=(
+            "Mean attention from the last query position against distance d - s (log scale), per head (every "
+            "layer), with the predicted |lambda|^(d-s) decay of each factor (dashed) and the exact filter's "
+            "effective decay (solid black), both anchored at the heads' mean attention at distance 1; rows are "
+            "conditions, columns numbers of heads, and there is one file per emission fidelity a, loss "
+            "positions, head size and number of layers. Distance 0 (shaded) is not identifiable because the "
+            "residual stream already holds the current token."
+        ),
+        draw=drawn_by(_PLOTS, "attention_decay"),
+        facets=("condition", "n_heads"),
+        split=("a", "loss", "d_head", "n_layers"),
+    ),
+    FigureSpec(
+        name="attention_decay_by_a",
+        task="hmm",
+        title=f"Attention vs distance across emission fidelities a, per head ({_SEED_BAND})",
+        caption=(
+            "The attention-vs-distance curves of attention_decay arranged by emission fidelity a (columns) "
+            "for each condition (rows), one file per number of heads, loss positions, head size and number of "
+            "layers: the exact filter's decay approaches |lambda| only as a approaches 1/3."
+        ),
+        draw=drawn_by(_PLOTS, "attention_decay_by_a"),
+        facets=("condition", "a"),
+        split=("n_heads", "loss", "d_head", "n_layers"),
+    ),
+    FigureSpec(
+        name="decay_rates",
+        task="hmm",
+        title="Fitted attention decay rate vs emission fidelity (one point per seed and head; bars: CI over "
+        "query positions; fit on distances ≥ 1)",
+        caption=(
+            "Fitted per-head attention decay rates (log-linear fit on distances >= 1, bars: CI over query "
+            "positions; one point per seed, layer and head, colour = number of heads) against emission "
+            "fidelity a, beside each factor's |lambda| (dashed) and the exact filter's geometric-mean decay "
+            "ratio (black); one panel per condition, one file per loss positions, head size and number of layers."
+        ),
+        draw=drawn_by(_PLOTS, "decay_rates"),
+        facets=("condition", "a", "n_heads"),
+        split=("loss", "d_head", "n_layers"),
+    ),
+    FigureSpec(
+        name="excess_heatmap",
+        task="hmm",
+        title="Normalised excess loss (L_model − L_opt) / (L_unigram − L_opt) vs number of heads; 0 = exact "
+        f"filter ({_SEED_BAND})",
+        caption=(
+            "Normalised excess loss (L_model - L_opt) / (L_unigram - L_opt), paired against the exact filter, "
+            "against the number of heads, one line per head size (mean over seeds, band: min-max over seeds), "
+            "one panel per condition (its context gain in the panel title), one file per emission fidelity a, "
+            "loss positions and number of layers."
+        ),
+        draw=drawn_by(_PLOTS, "excess_heatmap"),
+        facets=("condition", "n_heads", "d_head"),
+        split=("a", "loss", "n_layers"),
+    ),
+    FigureSpec(
+        name="belief_r2",
+        task="hmm",
+        title=f"Linear read-out of exact belief states from the final residual stream: held-out R² ({_SEED_BAND})",
+        caption=(
+            "Held-out R^2 of a linear read-out of the exact belief states (joint and per factor) from the final "
+            "residual stream against the number of heads (mean over seeds, band: min-max over seeds), one panel "
+            "per condition, one file per emission fidelity a, loss positions, head size and number of layers."
+        ),
+        draw=drawn_by(_PLOTS, "belief_r2"),
+        facets=("condition", "n_heads"),
+        split=("a", "loss", "d_head", "n_layers"),
+    ),
+    FigureSpec(
+        name="belief_simplex",
+        task="hmm",
+        title="Belief geometry of one model: exact beliefs vs their linear read-out from the residual stream "
+        "(colour = exact belief)",
+        caption=(
+            "Exact belief states of each factor on the probability simplex beside their linear read-out from "
+            "the residual stream, coloured by the exact belief, for one model per condition: the largest model "
+            "(most layers, heads and dimensions per head) at the largest emission fidelity a, trained on the "
+            "first listed loss positions, seed = the first listed seed, all named in the title."
+        ),
+        draw=drawn_by(_PLOTS, "belief_simplex"),
+        source=MODEL,
+        split=("condition",),
+        summarised=(),
+        pick={
+            "n_layers": "largest",
+            "n_heads": "largest",
+            "d_head": "largest",
+            "a": "largest",
+            "loss": "first listed",
+            "seed": "first listed",
+        },
+    ),
+    FigureSpec(
+        name="ablation_matrix",
+        task="hmm",
+        title="Head ablation: rise in each factor's marginal loss as a share of the factor's context gain "
+        "(heads ranked per seed, then mean over seeds)",
+        caption=(
+            "Rise in each factor's marginal loss when one head is mean-ablated, as a share of that factor's "
+            "context gain; every (layer, head) of a model is ranked within each seed by how much more it serves "
+            "factor 1 than factor 2 before averaging over seeds, so specialised heads show as a diagonal; rows "
+            "list each number of heads' ranked heads, one panel per condition, one file per emission fidelity "
+            "a, loss positions, head size and number of layers."
+        ),
+        draw=drawn_by(_PLOTS, "ablation_matrix"),
+        facets=("condition", "n_heads"),
+        split=("a", "loss", "d_head", "n_layers"),
+    ),
+)

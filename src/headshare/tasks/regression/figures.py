@@ -1,0 +1,22 @@
+"""The regression task's figures, declared once each; the draw code is in :mod:`headshare.tasks.regression.plots`."""
+
+from __future__ import annotations
+
+from headshare.figures.spec import FigureSpec, drawn_by
+
+FIGURES = (
+    FigureSpec(
+        name="regression_vs_gd",
+        task="regression",
+        title="In-context linear regression: trained attention vs one step of gradient descent",
+        caption=(
+            "In-context linear regression: evaluation loss, the cosine between the model's and one-step gradient "
+            "descent's input gradients, and the distance between their predictions, per attention kind and "
+            "model configuration (dots: seeds; bars: mean and min-max), against the one-step GD, least-squares "
+            "and zero-predictor losses, one file per number of layers."
+        ),
+        draw=drawn_by("headshare.tasks.regression.plots", "regression_vs_gd"),
+        facets=("attention", "n_heads", "d_head"),
+        split=("n_layers",),
+    ),
+)
