@@ -124,6 +124,22 @@ class StoreContract:
         variables["final_train_loss"] = Variable(grid_axes, "mean training loss over the last logging window")
         return StoreContract({**variables, **(references or {})})
 
+    def template(self, coords: dict[str, Any]) -> xr.Dataset:
+        """A store with every variable of the contract, all NaN, shaped by ``coords`` (dim -> values):
+        what synthetic test stores start from, so that they hold exactly the contract's variables."""
+        import numpy as np
+        import xarray as xr
+
+        missing = sorted({dim for var in self.variables.values() for dim in var.dims} - set(coords))
+        if missing:
+            raise ValueError(f"template needs coordinates for dims {missing}")
+        sizes = {dim: len(values) for dim, values in coords.items()}
+        variables = {
+            name: (var.dims, np.full([sizes[dim] for dim in var.dims], np.nan)) for name, var in self.variables.items()
+        }
+        used = {dim for var in self.variables.values() for dim in var.dims}
+        return xr.Dataset(variables, coords={dim: values for dim, values in coords.items() if dim in used})
+
     def check(self, store: xr.Dataset, where: str) -> None:
         """Raise ``ArtifactError`` naming ``where`` if a variable is missing or has other dims."""
         from headshare.store import ArtifactError
