@@ -83,8 +83,7 @@ FIGURES = (
     FigureSpec(
         name="belief_simplex",
         task="hmm",
-        title="Belief geometry of one model: exact beliefs vs their linear read-out from the residual stream "
-        "(colour = exact belief)",
+        title="Belief geometry of one model: exact beliefs vs linear read-out (colour = exact belief)",
         caption=(
             "Exact belief states of each factor on the probability simplex beside their linear read-out from "
             "the residual stream, coloured by the exact belief, for one model per condition: the largest model "
