@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.snakemake import run_snakemake
+from helpers.pipeline import run_snakemake
 
 
 @pytest.fixture(scope="session")

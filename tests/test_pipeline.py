@@ -14,7 +14,7 @@ from headshare.tasks.hmm.exact import conditional_entropies
 from headshare.tasks.hmm.processes import mess3
 
 from helpers.paths import PROJECT_ROOT, SMOKE_CONFIG
-from helpers.snakemake import run_snakemake
+from helpers.pipeline import run_snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -94,20 +94,22 @@ def test_every_stage_produced_its_artifacts(smoke_pipeline: Path):
     assert len(list((results / "extract" / "hmm").rglob("*.zarr"))) == n_hmm
     for family in ("hmm", "readoff", "regression"):
         assert (results / f"{family}.zarr").is_dir()
-    figures = sorted(path.name for path in (results / "figures").iterdir())
-    assert figures and all((results / "figures" / name).stat().st_size > 1000 for name in figures)
-    assert {name.rsplit(".", 1)[1] for name in figures} == {"png", "pdf"}
+    figures = sorted(path for path in (results / "figures").rglob("*") if path.is_file())
+    assert figures and all(path.stat().st_size > 1000 for path in figures)
+    assert {path.suffix for path in figures} == {".png", ".pdf"}
+    stems = {suffix: {path.with_suffix("") for path in figures if path.suffix == suffix} for suffix in (".png", ".pdf")}
+    assert stems[".png"] == stems[".pdf"]
     scores = (results / "scores.md").read_text()
     assert "confirmed" in scores or "refuted" in scores or "inconclusive" in scores
 
 
 @pytest.mark.parametrize("family", ["hmm", "readoff", "regression"])
 def test_combined_store_selects_on_every_grid_axis(smoke_pipeline: Path, family: str):
-    from headshare.combine import GRID_AXES
+    from headshare import tasks
 
     combined = xr.open_zarr(smoke_pipeline / f"results/{family}.zarr")
-    assert combined.attrs["family"] == family and combined.attrs["git_revision"]
-    for axis in GRID_AXES[family]:
+    assert combined.attrs["task"] == family and combined.attrs["git_revision"]
+    for axis in tasks.get(family).grid_axes:
         value = combined[axis].values[0]
         selected = combined.sel({axis: value})
         assert axis not in selected.dims

@@ -20,9 +20,9 @@ from headshare.training import resolve_device
 
 from helpers.configs import deep_merge, smoke_config
 from helpers.paths import PROJECT_ROOT, SMOKE_CONFIG
-from helpers.snakemake import run_snakemake
+from helpers.pipeline import run_snakemake
 
-HELPERS = Path(__file__).resolve().parent / "helpers"
+TOY_TASKS = Path(__file__).resolve().parent / "toy_tasks"
 TASK_FOLDERS = PROJECT_ROOT / "src" / "headshare" / "tasks"
 MARKOV = {
     "task_packages": ["markov_task"],
@@ -106,10 +106,10 @@ def test_two_layer_models_report_every_layer(smoke_pipeline: Path):
 
 @pytest.mark.slow
 def test_a_task_outside_the_package_runs_through_the_smoke_pipeline(tmp_path: Path):
-    """The toy Markov-chain task is only a folder (tests/helpers/markov_task) and a config section."""
+    """The toy Markov-chain task is only a folder (tests/toy_tasks/markov_task) and a config section."""
     override = tmp_path / "markov.yaml"
     override.write_text(yaml.safe_dump(MARKOV))
-    run_snakemake(tmp_path, "--configfile", str(SMOKE_CONFIG), str(override), env={"PYTHONPATH": str(HELPERS)})
+    run_snakemake(tmp_path, "--configfile", str(SMOKE_CONFIG), str(override), env={"PYTHONPATH": str(TOY_TASKS)})
     store = xr.open_zarr(tmp_path / "results" / "markov.zarr")
     assert dict(store["loss"].sizes) == {"n_layers": 1, "n_heads": 1, "d_head": 1, "seed": 2}
     # no model beats the exact entropy rate by more than the evaluation noise

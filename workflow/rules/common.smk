@@ -40,7 +40,9 @@ def canonical(value):
 def constraints(task, axes):
     """Wildcard constraints: each grid axis matches exactly the values this config gives it."""
     grid = SETTINGS[task.name].grid
-    return {axis: "|".join(re.escape(str(value)) for value in grid[axis]) for axis in axes}
+    return {
+        axis: "|".join(re.escape(str(value)) for value in grid[axis]) for axis in axes
+    }
 
 
 def cohorts(task_name):
@@ -73,7 +75,10 @@ def combined_store(task_name):
 
 def cohort_members(task):
     """Member paths of one cohort, with the cohort's grid values left as Snakemake wildcards."""
-    return [f"{task.cohort_template}/{member.name}" for member in task.cohorts(SETTINGS[task.name])[0].members]
+    return [
+        f"{task.cohort_template}/{member.name}"
+        for member in task.cohorts(SETTINGS[task.name])[0].members
+    ]
 
 
 def all_members(task):
@@ -85,10 +90,9 @@ def cohort_name(task, wildcards):
 
 
 def cohort_datasets(task, wildcards):
-    """The evaluation datasets a cohort's members are judged on (each once)."""
+    """The evaluation datasets a cohort's members are judged on, in Cohort.dataset_names order."""
     cohort = task.find_cohort(SETTINGS[task.name], cohort_name(task, wildcards))
-    names = dict.fromkeys(task.dataset_name(member.coords) for member in cohort.members)
-    return [dataset_store(name) for name in names]
+    return [dataset_store(name) for name in task.cohort_dataset_names(cohort)]
 
 
 def cohort_params(task, wildcards):
@@ -102,6 +106,8 @@ def cohort_params(task, wildcards):
             "members": [member.coords for member in cohort.members],
             "model": settings.model,
             "training": settings.training,
-            "task": [task.dataset_parameters(settings, key) for key in datasets.values()],
+            "task": [
+                task.dataset_parameters(settings, key) for key in datasets.values()
+            ],
         }
     )

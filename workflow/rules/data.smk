@@ -15,11 +15,15 @@ for task in TASKS:
             "../../envs/headshare.yaml"
         params:
             task=task.name,
-            dataset=lambda wildcards, task=task: task.dataset_template.format(**wildcards),
+            dataset=lambda wildcards, task=task: task.dataset_template.format(
+                **wildcards
+            ),
             definition=lambda wildcards, task=task: canonical(
                 task.dataset_parameters(
                     SETTINGS[task.name],
-                    task.dataset_key(SETTINGS[task.name], task.dataset_template.format(**wildcards)),
+                    task.dataset_key(
+                        SETTINGS[task.name], task.dataset_template.format(**wildcards)
+                    ),
                 )
             ),
         script:

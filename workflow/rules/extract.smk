@@ -23,7 +23,6 @@ for task in TASKS:
         params:
             task=task.name,
             cohort=lambda wildcards, task=task: cohort_name(task, wildcards),
-            results=RESULTS,
         script:
             "../scripts/extract.py"
 
@@ -32,7 +31,9 @@ for task in TASKS:
             f"combine_{task.name}"
         input:
             stores=[model_store(member) for member in all_members(task)],
-            records=[model_file(member, "training.json") for member in all_members(task)],
+            records=[
+                model_file(member, "training.json") for member in all_members(task)
+            ],
             data=[
                 dataset_store(task.dataset_name(key))
                 for key in task.dataset_keys(SETTINGS[task.name])
@@ -45,6 +46,5 @@ for task in TASKS:
             "../../envs/headshare.yaml"
         params:
             task=task.name,
-            results=RESULTS,
         script:
             "../scripts/combine.py"

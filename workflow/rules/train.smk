@@ -7,7 +7,9 @@ for task in TASKS:
             f"train_{task.name}"
         output:
             models=[model_file(member, "model.pt") for member in cohort_members(task)],
-            records=[model_file(member, "training.json") for member in cohort_members(task)],
+            records=[
+                model_file(member, "training.json") for member in cohort_members(task)
+            ],
         log:
             f"{RESULTS}/logs/train/{task.cohort_template}.log",
         wildcard_constraints:

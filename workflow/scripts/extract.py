@@ -4,7 +4,7 @@ import os
 
 import torch
 
-from headshare import layout, tasks
+from headshare import tasks
 from headshare.cohort_training import load_cohort_models
 from headshare.joblog import job_log
 from headshare.provenance import provenance_attrs
@@ -17,9 +17,8 @@ with job_log(snakemake):
     cohort = task.find_cohort(settings, snakemake.params.cohort)
     device = resolve_device(settings.device)
     model = load_cohort_models(task, settings, cohort, list(snakemake.input.models), device)
-    names = [task.dataset_name(member.coords) for member in cohort.members]
-    opened = {name: open_store(layout.dataset_store(snakemake.params.results, name)) for name in set(names)}
-    datasets = [opened[name] for name in names]
+    opened = dict(zip(task.cohort_dataset_names(cohort), map(open_store, snakemake.input.data)))
+    datasets = [opened[task.dataset_name(member.coords)] for member in cohort.members]
     stores = task.extract(settings, cohort, model, datasets, device)
     for member, store, path in zip(cohort.members, stores, snakemake.output):
         task.model_store.check(store, f"the evidence of {member.path}")

@@ -221,6 +221,11 @@ class Task:
                 return key
         raise ValueError(f"no {self.name} dataset named {name!r} in this config")
 
+    def cohort_dataset_names(self, cohort: Cohort) -> list[str]:
+        """The evaluation datasets of a cohort's members, each once, in member order (the order in which
+        the extraction rule lists them)."""
+        return list(dict.fromkeys(self.dataset_name(member.coords) for member in cohort.members))
+
     # ------------------------------------------------------------------------------- datasets
     def dataset_parameters(self, settings: TaskSettings, key: dict[str, Any]) -> dict[str, Any]:
         """Everything the dataset at ``key`` depends on, so a change reruns that dataset only."""
