@@ -30,8 +30,9 @@ def init_seed(task: str, seed: int) -> int:
 
 
 def data_seed(member_coords: dict[str, Any], task: str) -> int:
-    """Each model's training stream depends on its own coordinates only, never on its cohort's size."""
-    labels = [member_coords[key] for key in sorted(member_coords)]
+    """Each model's training stream depends on its own coordinates only, never on its cohort's size.
+    Depth is left out: models that differ only in n_layers see the same stream, a paired comparison."""
+    labels = [member_coords[key] for key in sorted(member_coords) if key != "n_layers"]
     return derived_seed(member_coords["seed"], "train-data", task, *labels)
 
 
