@@ -81,7 +81,11 @@ def _with_layers(store: xr.Dataset, n_layers: Sequence[int], improving: Sequence
 
 
 def _following(store: xr.Dataset, contract: StoreContract) -> xr.Dataset:
-    """``store`` with every variable's dims in the contract's order, checked against the contract."""
+    """``store`` with every variable's dims in the contract's order, checked against the contract: it holds
+    exactly the contract's variables, so a reader tested on it cannot rely on one the real stores lack."""
+    extra = sorted(set(store.data_vars) - set(contract.variables))
+    if extra:
+        raise ValueError(f"synthetic store has variables outside its contract: {extra}")
     arranged = store.assign({name: store[name].transpose(*contract.dims(name)) for name in contract.variables})
     contract.check(arranged, "synthetic store")
     return arranged
