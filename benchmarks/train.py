@@ -97,7 +97,7 @@ def ensemble_trainer(batch_size: int, steps: int, compile: bool = False) -> Call
 def loop_trainer(batch_size: int, steps: int) -> Callable[[], float]:
     """A measurement returning the model-steps/s of training each model alone, one after another."""
     models = [EnsembleTransformer.from_seeds(CFG, [s]) for s in SEEDS]
-    cfg = TrainConfig(steps=steps, batch_size=batch_size, device="cpu")
+    cfg = TrainConfig(max_steps=steps, batch_size=batch_size, device="cpu")
     optimizers = [make_optimizer(m, cfg) for m in models]
     batches = [[RandomTokens((s,), batch_size)(step) for s in SEEDS] for step in range(steps)]
 

@@ -60,7 +60,7 @@ BAD_VALUES = [
     ("hmm.conditions.1.id", "has space", r"has space.*pattern"),
     ("hmm.bogus", 1, r"'bogus' was unexpected.*allowed keys"),
     ("training.hmm.lr", 0, r"lr = 0.*exclusiveMinimum"),
-    ("training.hmm.steps", DELETE, r"'steps' is a required property"),
+    ("training.hmm.max_steps", DELETE, r"'max_steps' is a required property"),
     ("regression.grid.attention", ["quadratic"], r"quadratic.*linear.*softmax"),
     ("device", "tpu", r"'tpu'.*auto.*cpu.*cuda"),
 ]

@@ -58,7 +58,7 @@ LONGER_TRAINING = {
     "device": "cpu",  # bit-identical resumption is promised on CPU
     "threads": 1,
     "hmm": {"loss_positions": ["all"], "grid": {"n_heads": [1], "d_head": [4], "seeds": [0]}},
-    "training": {"hmm": {"steps": STEPS, "checkpoint_every": CHECKPOINT_EVERY, "log_every": CHECKPOINT_EVERY}},
+    "training": {"hmm": {"max_steps": STEPS, "checkpoint_every": CHECKPOINT_EVERY, "log_every": CHECKPOINT_EVERY}},
 }
 COHORT = "hmm/m3_0.7_m3_0.7/L~1_h~1_dh~4"
 MEMBER = f"results/models/{COHORT}/a~0.85_loss~all_seed~0"

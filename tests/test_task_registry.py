@@ -27,7 +27,8 @@ TASK_FOLDERS = PROJECT_ROOT / "src" / "headshare" / "tasks"
 MARKOV = {
     "task_packages": ["markov_task"],
     "markov": {"n_states": 3, "stay": 0.8, "context": 6, "eval_sequences": 300, "grid": {"n_heads": [1], "d_head": [4], "seeds": [0, 1]}},
-    "training": {"markov": {"steps": 20, "batch_size": 32, "lr": 1.0e-3, "warmup_steps": 2, "log_every": 10}},
+    "training": {"markov": {"max_steps": 20, "batch_size": 32, "lr": 1.0e-3, "warmup_steps": 2, "log_every": 10,
+                            "eval_every": 10, "eval_sequences": 100}},
 }
 
 

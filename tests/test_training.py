@@ -3,6 +3,7 @@
 import math
 import types
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,7 +80,7 @@ def entropy_rate() -> float:
 
 
 def test_learning_rate_schedule_closed_form():
-    cfg = TrainConfig(steps=101, warmup_steps=10, lr=2e-3)
+    cfg = TrainConfig(max_steps=101, warmup_steps=10, lr=2e-3)
     assert learning_rate(0, cfg) == pytest.approx(2e-4)
     assert learning_rate(9, cfg) == pytest.approx(2e-3)
     assert learning_rate(10, cfg) == pytest.approx(2e-3)
@@ -90,11 +91,11 @@ def test_learning_rate_schedule_closed_form():
 @pytest.mark.parametrize(
     "kwargs, fragment",
     [
-        (dict(steps=0), "steps"),
-        (dict(steps=5, lr=0.0), "lr"),
-        (dict(steps=5, betas=(0.9, 1.0)), "betas"),
-        (dict(steps=5, grad_clip=-1.0), "grad_clip"),
-        (dict(steps=5, device="tpu"), "device"),
+        (dict(max_steps=0), "max_steps"),
+        (dict(max_steps=5, lr=0.0), "lr"),
+        (dict(max_steps=5, betas=(0.9, 1.0)), "betas"),
+        (dict(max_steps=5, grad_clip=-1.0), "grad_clip"),
+        (dict(max_steps=5, device="tpu"), "device"),
     ],
 )
 def test_train_config_validation(kwargs, fragment):
@@ -105,7 +106,7 @@ def test_train_config_validation(kwargs, fragment):
 def test_training_approaches_the_entropy_rate():
     source = MarkovSource((0, 1), batch_size=64, n_ctx=SMALL.n_ctx)
     model = EnsembleTransformer.from_seeds(SMALL, [0, 1])
-    cfg = TrainConfig(steps=150, batch_size=64, lr=1e-2, warmup_steps=10, log_every=50, device="cpu")
+    cfg = TrainConfig(max_steps=150, batch_size=64, lr=1e-2, warmup_steps=10, log_every=50, device="cpu")
     result = train_ensemble(model, source, cfg, "xent", model_names=["a", "b"], progress=False)
     assert result.losses.shape == (2, 3) and list(result.log_steps) == [50, 100, 150]
     h = entropy_rate()
@@ -136,7 +137,7 @@ def test_per_member_clipping_matches_torch_on_each_member():
 def test_ensemble_training_equals_separate_plain_training():
     """Each member trained in the ensemble ends where a plain torch loop on it alone ends."""
     cfg = TrainConfig(
-        steps=6, batch_size=16, lr=5e-3, warmup_steps=2, weight_decay=0.1, grad_clip=0.3, device="cpu"
+        max_steps=6, batch_size=16, lr=5e-3, warmup_steps=2, weight_decay=0.1, grad_clip=0.3, device="cpu"
     )
     seeds = (3, 4)
     source = MarkovSource(seeds, batch_size=16, n_ctx=SMALL.n_ctx)
@@ -149,7 +150,7 @@ def test_ensemble_training_equals_separate_plain_training():
         opt = torch.optim.AdamW(
             [{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}], lr=5e-3
         )
-        for step in range(cfg.steps):
+        for step in range(cfg.max_steps):
             lr = (
                 5e-3 * (step + 1) / 2
                 if step < 2
@@ -173,7 +174,7 @@ def test_ensemble_training_equals_separate_plain_training():
 
 
 def test_micro_batches_give_the_whole_batch_gradient():
-    base = dict(steps=4, batch_size=16, lr=1e-2, warmup_steps=1, device="cpu")
+    base = dict(max_steps=4, batch_size=16, lr=1e-2, warmup_steps=1, device="cpu")
     source = MarkovSource((1, 2), batch_size=16, n_ctx=SMALL.n_ctx)
     results = []
     for micro_batch in (16, 5):
@@ -204,7 +205,7 @@ def test_failed_compile_falls_back_to_eager(monkeypatch):
 
     monkeypatch.setattr(torch, "compile", broken_compile)
     source = MarkovSource((1,), batch_size=8, n_ctx=SMALL.n_ctx)
-    cfg = TrainConfig(steps=3, batch_size=8, warmup_steps=1, device="cpu")
+    cfg = TrainConfig(max_steps=3, batch_size=8, warmup_steps=1, device="cpu")
     eager = EnsembleTransformer.from_seeds(SMALL, [1])
     train_ensemble(eager, source, cfg, "xent", model_names=["a"], progress=False)
     fallback = EnsembleTransformer.from_seeds(SMALL, [1])
@@ -238,7 +239,7 @@ class InterruptAt:
 
 def test_resume_after_interruption_is_bit_identical(tmp_path):
     cfg = TrainConfig(
-        steps=20, batch_size=8, lr=1e-2, warmup_steps=3, log_every=3, checkpoint_every=4, device="cpu"
+        max_steps=20, batch_size=8, lr=1e-2, warmup_steps=3, log_every=3, checkpoint_every=4, device="cpu"
     )
     source = MarkovSource((5, 6), batch_size=8, n_ctx=SMALL.n_ctx)
     names = ["x", "y"]
@@ -290,7 +291,7 @@ class NaNSource:
 def test_non_finite_loss_names_model_and_step():
     cfg = ModelConfig(input_dim=2, n_ctx=5, d_model=8, n_heads=1, d_head=2, d_out=1, attention="linear")
     model = EnsembleTransformer.from_seeds(cfg, [0, 1, 2])
-    train_cfg = TrainConfig(steps=10, batch_size=4, device="cpu")
+    train_cfg = TrainConfig(max_steps=10, batch_size=4, device="cpu")
     with pytest.raises(NonFiniteLossError, match=r"step 3 .*'beta'") as info:
         train_ensemble(
             model, NaNSource(1, 3), train_cfg, "mse", model_names=["alpha", "beta", "gamma"], progress=False
@@ -394,3 +395,73 @@ def test_members_with_different_loss_positions_match_their_own_masks():
         torch.testing.assert_close(mixed[member : member + 1], expected)
     by_hand = torch.nn.functional.cross_entropy(logits[1, :, -1], targets[1, :, -1])
     torch.testing.assert_close(mixed[1], by_hand)
+
+
+# ------------------------------------------------------------------------------ convergence and early stop
+
+
+def flat_evaluator(value: float):
+    """An evaluator whose metric never moves: every member has converged as soon as the window is full."""
+
+    def evaluate(model: EnsembleTransformer) -> dict[str, np.ndarray]:
+        ones = np.ones(model.n_members)
+        return {"metric": value * ones, "metric_se": 1e-4 * ones, "extra": np.zeros((model.n_members, 3))}
+
+    return evaluate
+
+
+def falling_evaluator():
+    """A metric that halves every step a member trains: it never converges at tolerance 1e-3 early on."""
+    calls = []
+
+    def evaluate(model: EnsembleTransformer) -> dict[str, np.ndarray]:
+        calls.append(1)
+        ones = np.ones(model.n_members)
+        return {"metric": ones / len(calls) ** 2, "metric_se": 1e-6 * ones}
+
+    return evaluate
+
+
+def convergence_config(**overrides) -> TrainConfig:
+    settings = dict(max_steps=40, batch_size=8, warmup_steps=2, log_every=5, eval_every=2,
+                    convergence_tolerance=1e-3, device="cpu")
+    return TrainConfig(**{**settings, **overrides})
+
+
+def test_training_stops_once_every_member_converged_and_not_before_min_steps():
+    source = MarkovSource((1, 2), batch_size=8, n_ctx=SMALL.n_ctx)
+    model = EnsembleTransformer.from_seeds(SMALL, [0, 1])
+    result = train_ensemble(model, source, convergence_config(), "xent", model_names=["a", "b"],
+                            evaluate=flat_evaluator(0.5), progress=False)
+    # the window needs MIN_WINDOW evaluations: 4 evaluations every 2 steps
+    assert result.steps == 8 and result.eval_steps.tolist() == [2, 4, 6, 8]
+    assert all(test.converged for test in result.convergence)
+    assert result.evaluations["extra"].shape == (2, 4, 3)
+    model = EnsembleTransformer.from_seeds(SMALL, [0, 1])
+    later = train_ensemble(model, source, convergence_config(min_steps=20), "xent", model_names=["a", "b"],
+                           evaluate=flat_evaluator(0.5), progress=False)
+    assert later.steps == 20
+
+
+def test_a_falling_metric_trains_to_max_steps_unconverged():
+    source = MarkovSource((1,), batch_size=8, n_ctx=SMALL.n_ctx)
+    model = EnsembleTransformer.from_seeds(SMALL, [0])
+    result = train_ensemble(model, source, convergence_config(max_steps=12), "xent", model_names=["a"],
+                            evaluate=falling_evaluator(), progress=False)
+    assert result.steps == 12 and result.eval_steps.tolist() == [2, 4, 6, 8, 10, 12]
+    assert not result.convergence[0].converged
+
+
+def test_a_run_resumed_after_it_stopped_stays_stopped(tmp_path: Path):
+    source = MarkovSource((3,), batch_size=8, n_ctx=SMALL.n_ctx)
+    cfg, checkpoint = convergence_config(checkpoint_every=4), tmp_path / "ckpt.pt"
+    first = EnsembleTransformer.from_seeds(SMALL, [5])
+    straight = train_ensemble(first, source, cfg, "xent", model_names=["a"], evaluate=flat_evaluator(0.25),
+                              progress=False, checkpoint_path=checkpoint)
+    again = EnsembleTransformer.from_seeds(SMALL, [5])
+    resumed = train_ensemble(again, source, cfg, "xent", model_names=["a"], evaluate=flat_evaluator(0.25),
+                             progress=False, checkpoint_path=checkpoint)
+    assert resumed.steps == straight.steps == 8
+    assert resumed.eval_steps.tolist() == straight.eval_steps.tolist()
+    for name, tensor in first.state_dict().items():
+        assert torch.equal(again.state_dict()[name], tensor)

@@ -53,7 +53,14 @@ def train_cohort(
     model = EnsembleTransformer.from_seeds(cfg, [init_seed(task.name, m.coords["seed"]) for m in cohort.members])
     names = [member.path for member in cohort.members]
     result = train_ensemble(
-        model, source, train_config, loss, model_names=names, progress=progress, checkpoint_path=checkpoint_path
+        model,
+        source,
+        train_config,
+        loss,
+        model_names=names,
+        evaluate=task.evaluator(settings, cohort),
+        progress=progress,
+        checkpoint_path=checkpoint_path,
     )
     model = model.cpu()
     for index, (member, model_path, record_path) in enumerate(zip(cohort.members, model_paths, record_paths)):
@@ -68,12 +75,27 @@ def train_cohort(
             "log_steps": result.log_steps.tolist(),
             "losses": result.losses[index].tolist(),
             "final_loss": float(result.losses[index, -1]),
+            **convergence_record(result, index),
             **provenance_attrs(settings.config, task=task.name, model=member.path, seed=member.coords["seed"]),
         }
         write_json_atomic(record_path, record)
     if checkpoint_path is not None:
         Path(checkpoint_path).unlink(missing_ok=True)
     return result
+
+
+def convergence_record(result: TrainResult, index: int) -> dict[str, Any]:
+    """Member ``index``'s evaluation curves and convergence test, as training.json keeps them."""
+    test = result.convergence[index] if result.convergence else None
+    return {
+        "steps_trained": result.steps,
+        "eval_steps": result.eval_steps.tolist(),
+        "evaluations": {name: values[index].tolist() for name, values in result.evaluations.items()},
+        "converged": bool(test.converged) if test else False,
+        "plateau": test.plateau if test else float("nan"),
+        "plateau_se": test.plateau_se if test else float("nan"),
+        "convergence_fall": test.fall_per_doubling if test else float("nan"),
+    }
 
 
 def write_json_atomic(path: str | os.PathLike, document: dict) -> None:

@@ -31,6 +31,27 @@ def _place_on_grid(task: Task, summary: xr.Dataset, member: Member, sizes: dict[
     return summary.expand_dims({axis: [member.coords[axis]] for axis in task.grid_axes})
 
 
+def training_variables(task: Task, record: dict) -> dict[str, xr.DataArray]:
+    """A model's training record as store variables: its final loss, convergence test and evaluation curves
+    (output ``name`` of the task's evaluator becomes ``eval_<name>``, with the dims of the contract)."""
+    scalars = {
+        "final_train_loss": record["final_loss"],
+        "steps_trained": record["steps_trained"],
+        "converged": float(record["converged"]),
+        "plateau": record["plateau"],
+        "plateau_se": record["plateau_se"],
+        "convergence_fall": record["convergence_fall"],
+    }
+    variables = {name: xr.DataArray(float(value)) for name, value in scalars.items()}
+    grid = len(task.grid_axes)
+    for output, values in record["evaluations"].items():
+        name = f"eval_{output}"
+        dims = task.combined_store.dims(name)[grid:]
+        array = np.asarray(values, dtype=np.float64)
+        variables[name] = xr.DataArray(array, dims=dims, coords={"eval_step": record["eval_steps"]})
+    return variables
+
+
 def combine_members(
     task: Task,
     members: Sequence[Member],
@@ -42,8 +63,7 @@ def combine_members(
     sizes = {dim: max(int(m.coords[axis]) for m in members) for dim, axis in PADDED_DIMS.items()}
     pieces = []
     for member, store, record in zip(members, stores, training):
-        summary = _summary(task, store)
-        summary["final_train_loss"] = ((), record["final_loss"])
+        summary = _summary(task, store).assign(training_variables(task, record))
         pieces.append(_place_on_grid(task, summary, member, sizes))
     combined = xr.combine_by_coords(pieces, combine_attrs="drop")
     for axis in task.grid_axes:

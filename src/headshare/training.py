@@ -25,7 +25,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from headshare.analysis.convergence import Convergence, convergence
 from headshare.checkpoint import (
     CheckpointMismatchError,
     check_model_state,
@@ -46,7 +47,7 @@ from headshare.model import EnsembleTransformer
 LOSSES = ("xent", "mse")
 DEVICES = ("auto", "cpu", "cuda")
 FINAL_LR_FRACTION = 0.1
-TRAIN_CHECKPOINT_FORMAT = "headshare.train-checkpoint/1"
+TRAIN_CHECKPOINT_FORMAT = "headshare.train-checkpoint/2"
 CPU_MICRO_BATCH = 256
 # Settings that change speed (and float rounding) but not the optimisation problem: a run
 # may resume under different values.
@@ -60,7 +61,7 @@ TRAIN_STREAM = 0x747261696E  # "train"
 class TrainConfig:
     """Optimisation settings shared by every member of a cohort."""
 
-    steps: int
+    max_steps: int
     batch_size: int = 512
     lr: float = 1e-3
     warmup_steps: int = 100
@@ -72,9 +73,12 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     micro_batch: int | None = None
     compile: bool = False
+    eval_every: int = 100
+    convergence_tolerance: float | None = None  # None: train all max_steps; else stop once every member converged
+    min_steps: int = 0  # never stop before: a plateau before a late drop (e.g. a phase transition) is no end
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
+        for name in ("max_steps", "batch_size", "log_every", "checkpoint_every", "eval_every"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -90,6 +94,10 @@ class TrainConfig:
             raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip!r}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if not isinstance(self.min_steps, int) or not 0 <= self.min_steps <= self.max_steps:
+            raise ValueError(f"min_steps must be an integer in [0, max_steps={self.max_steps}], got {self.min_steps!r}")
+        if self.convergence_tolerance is not None and not self.convergence_tolerance > 0:
+            raise ValueError(f"convergence_tolerance must be > 0 or None, got {self.convergence_tolerance!r}")
         if self.micro_batch is not None and (not isinstance(self.micro_batch, int) or self.micro_batch < 1):
             raise ValueError(f"micro_batch must be an integer >= 1 or None, got {self.micro_batch!r}")
 
@@ -185,14 +193,25 @@ class Prefetcher:
         self.close()
 
 
+Evaluator = Callable[[EnsembleTransformer], dict[str, np.ndarray]]
+"""Evaluates every member on a fixed held-out batch: "metric" and "metric_se" [E] (the convergence metric,
+lower is better, and its standard error), and any further curves [E, ...] worth keeping."""
+
+
 @dataclass(frozen=True)
 class TrainResult:
-    """Training curves: ``losses[e, i]`` is member e's mean training loss over the steps that
-    ended at ``log_steps[i]`` (a step count, so the last entry is ``TrainConfig.steps``)."""
+    """Training curves: ``losses[e, i]`` is member e's mean training loss over the steps that ended at
+    ``log_steps[i]``; ``evaluations[name][e, j]`` is the evaluator's ``name`` for member e after
+    ``eval_steps[j]`` steps. ``convergence[e]`` is the convergence test on member e's final curve (None
+    without an evaluator); ``steps`` is how many steps the cohort trained."""
 
     model_names: list[str]
     log_steps: np.ndarray  # [n_log] int
     losses: np.ndarray  # [E, n_log] float
+    steps: int = 0
+    eval_steps: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    evaluations: dict[str, np.ndarray] = field(default_factory=dict)
+    convergence: list[Convergence] | None = None
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -215,7 +234,7 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
     then a cosine from ``lr`` to ``FINAL_LR_FRACTION * lr``."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - 1 - cfg.warmup_steps)
+    progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - 1 - cfg.warmup_steps)
     final = FINAL_LR_FRACTION * cfg.lr
     return final + (cfg.lr - final) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
@@ -290,14 +309,17 @@ def train_ensemble(
     loss: Literal["xent", "mse"],
     *,
     model_names: Sequence[str],
+    evaluate: Evaluator | None = None,
     progress: bool = True,
     checkpoint_path: str | os.PathLike | None = None,
 ) -> TrainResult:
-    """Train every member of ``model`` in place for ``cfg.steps`` steps.
+    """Train every member of ``model`` in place for at most ``cfg.max_steps`` steps.
 
-    With ``checkpoint_path``, state is saved every ``cfg.checkpoint_every`` steps and at the
-    end, and training resumes from that file if it exists. Raises ``NonFiniteLossError``
-    naming the member(s) and the step as soon as a loss is NaN or infinite.
+    With ``evaluate``, every member is evaluated every ``cfg.eval_every`` steps and at the end; with a
+    ``cfg.convergence_tolerance`` as well, training stops early once every member passes the convergence
+    test (headshare.analysis.convergence) on its evaluation curve. With ``checkpoint_path``, state is saved
+    every ``cfg.checkpoint_every`` steps and at the end, and training resumes from that file if it exists.
+    Raises ``NonFiniteLossError`` naming the member(s) and the step as soon as a loss is NaN or infinite.
     """
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
@@ -311,16 +333,20 @@ def train_ensemble(
     optimizer = make_optimizer(model, cfg)
     params = list(model.parameters())
     curve = _Curve(model.n_members, device)
+    evaluations = _Evaluations()
     start = 0
     if checkpoint_path is not None and Path(checkpoint_path).exists():
-        start = _resume(checkpoint_path, model, optimizer, curve, cfg, names, device)
+        start = _resume(checkpoint_path, model, optimizer, curve, evaluations, cfg, names, device)
+    if evaluations.may_stop(cfg, start):  # a resumed run that had already stopped stays stopped
+        return curve.result(names, evaluations, cfg, start)
 
     bar = tqdm(
-        total=cfg.steps, initial=start, desc=f"{model.n_members} models", unit="step", disable=not progress,
+        total=cfg.max_steps, initial=start, desc=f"{model.n_members} models", unit="step", disable=not progress,
         mininterval=0.1 if sys.stderr.isatty() else 30.0,  # a log file gets a line every 30 s, not every step
     )
-    with Prefetcher(source, end=cfg.steps) as batches, bar:
-        for step in range(start, cfg.steps):
+    done = start
+    with Prefetcher(source, end=cfg.max_steps) as batches, bar:
+        for step in range(start, cfg.max_steps):
             batch = batches(step).to(device)
             if batch.inputs.shape[1] != cfg.batch_size:
                 raise ValueError(
@@ -336,12 +362,77 @@ def train_ensemble(
             optimizer.step()
             curve.add(losses.detach())
             done = step + 1
-            if done % cfg.log_every == 0 or done == cfg.steps:
+            last = done == cfg.max_steps
+            if done % cfg.log_every == 0 or last:
                 bar.set_postfix(loss=f"{curve.close_window(done).mean().item():.4f}")
-            if checkpoint_path is not None and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
-                _save(checkpoint_path, model, optimizer, curve, cfg, names, done)
+            stop = False
+            if evaluate is not None and (done % cfg.eval_every == 0 or last):
+                evaluations.add(done, _evaluated(model, evaluate))
+                stop = evaluations.may_stop(cfg, done)
+                if stop and curve.window_count:
+                    curve.close_window(done)
+            if checkpoint_path is not None and (done % cfg.checkpoint_every == 0 or last or stop):
+                _save(checkpoint_path, model, optimizer, curve, evaluations, cfg, names, done)
             bar.update(1)
-    return curve.result(names)
+            if stop:
+                print(f"every model converged after {done} steps (max_steps {cfg.max_steps})")
+                break
+    return curve.result(names, evaluations, cfg, done)
+
+
+@torch.no_grad()
+def _evaluated(model: EnsembleTransformer, evaluate: Evaluator) -> dict[str, np.ndarray]:
+    model.eval()
+    try:
+        return {name: np.asarray(values, dtype=np.float64) for name, values in evaluate(model).items()}
+    finally:
+        model.train()
+
+
+class _Evaluations:
+    """Every evaluation so far: steps and, per evaluator output, one [E, ...] array per step."""
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+        self.values: dict[str, list[np.ndarray]] = {}
+
+    def add(self, step: int, values: dict[str, np.ndarray]) -> None:
+        missing = {"metric", "metric_se"} - set(values)
+        if missing:
+            raise ValueError(f"an evaluator must return {sorted(missing)}")
+        self.steps.append(step)
+        for name, array in values.items():
+            self.values.setdefault(name, []).append(array)
+
+    def stacked(self) -> dict[str, np.ndarray]:
+        """name -> [E, n_eval, ...]"""
+        return {name: np.stack(arrays, axis=1) for name, arrays in self.values.items()}
+
+    def convergence(self, tolerance: float) -> list[Convergence]:
+        stacked = self.stacked()
+        steps = np.asarray(self.steps, dtype=np.float64)
+        return [
+            convergence(steps, metric, error, tolerance)
+            for metric, error in zip(stacked["metric"], stacked["metric_se"])
+        ]
+
+    def may_stop(self, cfg: TrainConfig, done: int) -> bool:
+        """Whether training may end after ``done`` steps: past min_steps, with every member converged."""
+        if cfg.convergence_tolerance is None or not self.steps or done < cfg.min_steps:
+            return False
+        return all(result.converged for result in self.convergence(cfg.convergence_tolerance))
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "eval_steps": torch.tensor(self.steps, dtype=torch.int64),
+            "eval_values": {name: torch.from_numpy(array) for name, array in self.stacked().items()},
+        }
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.steps = state["eval_steps"].tolist()
+        self.values = {
+            name: list(np.moveaxis(array.cpu().numpy(), 1, 0)) for name, array in state["eval_values"].items()
+        }
 
 
 def _backward(forward: Callable[[Tensor], Tensor], batch: Batch, loss: str, micro_batch: int) -> Tensor:
@@ -411,9 +502,18 @@ class _Curve:
         self.window_sum = state["window_sum"].to(self.window_sum.device)
         self.window_count = state["window_count"]
 
-    def result(self, names: list[str]) -> TrainResult:
+    def result(self, names: list[str], evaluations: _Evaluations, cfg: TrainConfig, steps: int) -> TrainResult:
         losses = torch.stack(self.means, dim=1) if self.means else torch.zeros(len(names), 0)
-        return TrainResult(names, np.asarray(self.steps, dtype=np.int64), losses.cpu().numpy())
+        tolerance = cfg.convergence_tolerance
+        return TrainResult(
+            names,
+            np.asarray(self.steps, dtype=np.int64),
+            losses.cpu().numpy(),
+            steps=steps,
+            eval_steps=np.asarray(evaluations.steps, dtype=np.int64),
+            evaluations=evaluations.stacked() if evaluations.steps else {},
+            convergence=evaluations.convergence(tolerance) if evaluations.steps and tolerance else None,
+        )
 
 
 def _check_finite(losses: Tensor, names: list[str], step: int) -> None:
@@ -437,6 +537,7 @@ def _save(
     model: EnsembleTransformer,
     optimizer: torch.optim.Optimizer,
     curve: _Curve,
+    evaluations: _Evaluations,
     cfg: TrainConfig,
     names: list[str],
     done: int,
@@ -451,6 +552,7 @@ def _save(
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             **curve.state(),
+            **evaluations.state(),
         },
         path,
     )
@@ -461,6 +563,7 @@ def _resume(
     model: EnsembleTransformer,
     optimizer: torch.optim.Optimizer,
     curve: _Curve,
+    evaluations: _Evaluations,
     cfg: TrainConfig,
     names: list[str],
     device: torch.device,
@@ -484,4 +587,5 @@ def _resume(
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
     curve.load(payload)
+    evaluations.load(payload)
     return payload["step"]

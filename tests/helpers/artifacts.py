@@ -43,7 +43,7 @@ def small_dataset() -> xr.Dataset:
 
 
 TINY = ModelConfig(input_dim=4, n_ctx=5, d_model=8, n_heads=1, d_head=4, d_out=1, attention="linear", positional=False)
-TINY_TRAINING = TrainConfig(steps=10, batch_size=16, warmup_steps=2, log_every=2, checkpoint_every=2, device="cpu")
+TINY_TRAINING = TrainConfig(max_steps=10, batch_size=16, warmup_steps=2, log_every=2, checkpoint_every=2, device="cpu")
 
 
 def tiny_training(checkpoint: Path | None, source: Callable[[int], Batch] | None = None) -> EnsembleTransformer:

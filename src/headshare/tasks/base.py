@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
     from headshare.model import EnsembleTransformer, ModelConfig
-    from headshare.training import BatchSource, TrainConfig
+    from headshare.training import BatchSource, Evaluator, TrainConfig
 
 # Axes that every task's grid has, and that are cohort axes (they fix the tensor shapes).
 MODEL_AXES = ("n_layers", "n_heads", "d_head")
@@ -62,9 +62,11 @@ class TaskSettings:
         return json.loads(self.provenance)
 
     def train_config(self) -> TrainConfig:
+        """The trainer's settings (the convergence batch's size is the task evaluator's, not the trainer's)."""
         from headshare.training import TrainConfig
 
-        return TrainConfig(**self.training, device=self.device)
+        trainer = {key: value for key, value in self.training.items() if key != "eval_sequences"}
+        return TrainConfig(**trainer, device=self.device)
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,18 @@ class Variable:
     description: str = ""
 
 
+# What every model's training record adds to the combined store (see headshare.analysis.convergence).
+TRAINING_RECORD = {
+    "final_train_loss": Variable((), "mean training loss over the last logging window"),
+    "steps_trained": Variable((), "steps the model trained (its cohort stops once every member converged)"),
+    "converged": Variable((), "1 if the model passed the convergence test, else 0"),
+    "plateau": Variable((), "the convergence metric's mean over the last quarter of the evaluations"),
+    "plateau_se": Variable((), "the evaluations' standard error over that window (root mean square)"),
+    "convergence_fall": Variable((), "one-sided 95% upper bound of the metric's fall over another doubling"),
+    "eval_metric": Variable(("eval_step",), "the convergence metric on the held-out batch during training"),
+    "eval_metric_se": Variable(("eval_step",), "its standard error over the held-out sequences"),
+}
+
 # Dims of raw activation samples: kept in the per-model stores, never combined across the grid.
 SAMPLE_DIMS = frozenset({"sample", "simplex_point", "task", "query_pos", "key_pos", "d_model"})
 
@@ -117,11 +131,17 @@ class StoreContract:
         """The variables comparable across the grid: those without raw-sample dims."""
         return {name: var for name, var in self.variables.items() if not SAMPLE_DIMS & set(var.dims)}
 
-    def combined(self, grid_axes: tuple[str, ...], references: dict[str, Variable] | None = None) -> StoreContract:
-        """The contract of the combined store: every summary variable with the grid axes in front, the
-        training record's final loss, and the task's references."""
-        variables = {name: Variable((*grid_axes, *var.dims), var.description) for name, var in self.summary().items()}
-        variables["final_train_loss"] = Variable(grid_axes, "mean training loss over the last logging window")
+    def combined(
+        self,
+        grid_axes: tuple[str, ...],
+        references: dict[str, Variable] | None = None,
+        evaluations: dict[str, Variable] | None = None,
+    ) -> StoreContract:
+        """The contract of the combined store: every summary variable and the training record (convergence
+        evidence, and the task evaluator's further curves ``evaluations``, named eval_<output>) with the grid
+        axes in front, then the task's references."""
+        per_model = {**self.summary(), **TRAINING_RECORD, **(evaluations or {})}
+        variables = {name: Variable((*grid_axes, *var.dims), var.description) for name, var in per_model.items()}
         return StoreContract({**variables, **(references or {})})
 
     def template(self, coords: dict[str, Any]) -> xr.Dataset:
@@ -243,6 +263,11 @@ class Task:
     ) -> tuple[BatchSource, str]:
         """The fresh-sample source of a cohort (member i's stream seeded by ``seeds[i]``) and its loss
         ("xent" or "mse")."""
+        raise NotImplementedError
+
+    def evaluator(self, settings: TaskSettings, cohort: Cohort) -> Evaluator:
+        """The cohort's convergence evaluator: a fixed held-out batch, drawn independently of training, and
+        the metric (lower is better) with its standard error; see headshare.training.Evaluator."""
         raise NotImplementedError
 
     # ----------------------------------------------------------------------------- extraction

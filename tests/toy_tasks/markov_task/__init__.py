@@ -128,6 +128,23 @@ class MarkovTask(Task):
     def batch_source(self, settings: MarkovSettings, cohort: Cohort, seeds: list[int], batch_size: int):
         return ChainSource(settings, seeds, batch_size), "xent"
 
+    def evaluator(self, settings: MarkovSettings, cohort: Cohort):
+        rng = np.random.default_rng(settings.seed + 1)
+        tokens = sample_chain(settings.n_states, settings.stay, settings.training["eval_sequences"], settings.context + 1, rng)
+        rate = entropy_rate(settings.n_states, settings.stay)
+
+        def evaluate(model):
+            import torch
+
+            batch = torch.as_tensor(tokens, device=next(model.parameters()).device)
+            logits = model(batch[:, :-1].expand(model.n_members, -1, -1))
+            loss = torch.nn.functional.cross_entropy(
+                logits.permute(0, 3, 1, 2).double(), batch[:, 1:].expand(model.n_members, -1, -1), reduction="none"
+            ).mean(-1).cpu().numpy()  # [E, N]
+            return {"metric": loss.mean(-1) - rate, "metric_se": loss.std(-1, ddof=1) / np.sqrt(loss.shape[-1])}
+
+        return evaluate
+
     def extract(self, settings: MarkovSettings, cohort: Cohort, model, datasets, device):
         import torch
         import xarray as xr

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
     from headshare.model import EnsembleTransformer, ModelConfig
-    from headshare.training import BatchSource
+    from headshare.training import BatchSource, Evaluator
 
 
 @register
@@ -94,6 +94,11 @@ class HMMTask(Task):
             last_only=[member.coords["loss"] == "last" for member in cohort.members],
         )
         return source, "xent"
+
+    def evaluator(self, settings: HMMSettings, cohort: Cohort) -> Evaluator:
+        from headshare.tasks.hmm.evaluate import HMMEvaluator
+
+        return HMMEvaluator(settings, cohort, settings.training["eval_sequences"])
 
     def extract(
         self, settings: HMMSettings, cohort: Cohort, model: EnsembleTransformer, datasets: list[xr.Dataset],

@@ -45,4 +45,5 @@ REFERENCES = {
     "factor_filter_decay": Variable(("condition", "a", "factor", "step")),
 }
 
-COMBINED_STORE = MODEL_STORE.combined(GRID_AXES, REFERENCES)
+EVALUATIONS = {"eval_attention": Variable(("eval_step", *LH, "distance"), "mean attention from the last query during training")}
+COMBINED_STORE = MODEL_STORE.combined(GRID_AXES, REFERENCES, EVALUATIONS)

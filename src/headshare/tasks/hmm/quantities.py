@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import json
+from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
 
 from headshare.analysis.decay import geometric_mean, parity_contrast
+from headshare.scoring.convergence import FLIP_POWER, converged_seeds, plateau_steps
 from headshare.scoring.quantity import (
     Measured,
     NotRun,
+    Pooled,
     Quantity,
     counts,
     judged,
@@ -20,6 +25,8 @@ from headshare.scoring.quantity import (
     spread,
 )
 from headshare.scoring.rule import Rule
+from headshare.scoring.statistics import SeedMean, power_statement, seed_mean
+from headshare.store import ArtifactError
 
 _PARITIES = ["even", "odd"]
 _UNLEARNED = "the model never learned the task (normalised excess loss above `unlearned_excess`)"
@@ -38,6 +45,96 @@ def _unlearned_text(rule: Rule) -> str:
 # ------------------------------------------------------------------------------ minimal_heads
 
 
+@dataclass(frozen=True)
+class HeadsDecision:
+    """What the paired comparisons across seeds say about the claim "the minimal n_heads is ``value``".
+
+    ``verdict`` is confirmed | refuted | unresolved; ``minimal`` the smallest n_heads shown to suffice (the
+    largest in the grid when no smaller one is); ``deciding`` the comparisons the verdict rests on, whose
+    widest bound is the resolution a power statement starts from."""
+
+    verdict: str
+    reason: str
+    minimal: int
+    deciding: tuple[SeedMean, ...]
+
+
+def decide_heads(excess: np.ndarray, heads: np.ndarray, value: int, margin: float, se: np.ndarray) -> HeadsDecision:
+    """Judge "the minimal n_heads is ``value``" from ``excess`` (seed, n_heads) in nats of converged models,
+    n_heads ascending, with per-model paired SEs ``se`` of the same shape.
+
+    k heads suffice when the gain from more heads - excess(k) - excess(n), n the n_heads > k with the lowest
+    mean over seeds, paired by seed - has a one-sided 95% upper bound below ``margin``; the largest n_heads of
+    the grid suffices by default (nothing larger to compare). k heads are needed when excess(k-1) - excess(k)
+    has a one-sided 95% lower bound above 0. Confirmed when ``value`` suffices and ``value`` - 1 heads are
+    needed (or ``value`` is the grid's smallest); refuted when a smaller n_heads suffices or the gain from
+    more heads than ``value`` has a lower bound above ``margin``; otherwise unresolved."""
+    position = int(np.flatnonzero(heads == value)[0])
+    means = excess.mean(axis=0)
+    gains = [
+        seed_mean(excess[:, k] - excess[:, best], se[:, [k, best]])
+        for k in range(len(heads) - 1)
+        for best in [k + 1 + int(np.argmin(means[k + 1 :]))]
+    ]
+    suffices = [gain.upper < margin for gain in gains] + [True]
+    minimal = int(heads[suffices.index(True)])
+    smaller = [int(heads[k]) for k in range(position) if suffices[k]]
+    if smaller:
+        gain = gains[heads.tolist().index(smaller[0])]
+        return HeadsDecision(
+            "refuted",
+            f"{smaller[0]} heads suffice: the gain from more heads is {gain.mean:.2g} nats, 95% upper bound "
+            f"{gain.upper:.2g} < margin {margin:.2g}",
+            minimal,
+            tuple(gains[:position]),
+        )
+    if position < len(gains) and gains[position].lower > margin:
+        gain = gains[position]
+        return HeadsDecision(
+            "refuted",
+            f"{value} heads do not suffice: more heads gain {gain.mean:.2g} nats, 95% lower bound "
+            f"{gain.lower:.2g} > margin {margin:.2g}",
+            minimal,
+            (gain,),
+        )
+    needed = seed_mean(excess[:, position - 1] - excess[:, position], se[:, [position - 1, position]])
+    own = gains[position] if position < len(gains) else None
+    deciding = tuple(gains[:position]) + ((own,) if own else ()) + ((needed,) if position else ())
+    suffice_text = (
+        f"more heads gain {own.mean:.2g} nats (95% upper bound {own.upper:.2g}, margin {margin:.2g})"
+        if own
+        else "the grid's largest n_heads"
+    )
+    need_text = (
+        f"{heads[position - 1]} heads lose {needed.mean:.2g} nats (95% lower bound {needed.lower:.2g})"
+        if position
+        else "the grid's smallest n_heads"
+    )
+    if suffices[position] and (position == 0 or needed.lower > 0):
+        return HeadsDecision("confirmed", f"{value} heads suffice ({suffice_text}); {need_text}", minimal, deciding)
+    return HeadsDecision(
+        "unresolved",
+        f"neither shown: {value} heads suffice ({suffice_text}) and fewer do not ({need_text})",
+        minimal,
+        deciding,
+    )
+
+
+def _smallest_sufficient(excess: np.ndarray, heads: np.ndarray, margin: float) -> np.ndarray:
+    """Per seed (rows of ``excess``), the smallest n_heads within ``margin`` of every larger one's excess."""
+    later_best = np.minimum.accumulate(excess[:, ::-1], axis=1)[:, ::-1]  # best of n_heads >= k
+    beaten = np.concatenate([excess[:, :-1] - later_best[:, 1:], np.zeros((len(excess), 1))], axis=1)
+    return heads[np.argmax(beaten < margin, axis=1)]
+
+
+def _evaluation_sequences(store: xr.Dataset) -> int:
+    """Sequences in each hmm evaluation dataset, from the config the store records."""
+    try:
+        return int(json.loads(store.attrs["config"])["hmm"]["eval_sequences"])
+    except (KeyError, TypeError, ValueError):
+        raise ArtifactError("the hmm store's attrs lack config.hmm.eval_sequences, needed for a power statement") from None
+
+
 def _minimal_heads(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> Measured:
     point = point.sortby("n_heads")
     heads = point["n_heads"].values.astype(int)
@@ -45,39 +142,88 @@ def _minimal_heads(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> Measured
         raise NotRun(f"not in this run's config: minimal_heads compares n_heads, this run has only {heads[0]}")
     if not np.any(heads == rule.value):
         raise NotRun(f"not in this run's config: the predicted {rule.value:g} heads (n_heads {', '.join(map(str, heads))})")
-    excess = per_seed(point["normalised_excess"], "n_heads")
-    finite = np.all(np.isfinite(excess), axis=1)
-    best = np.where(finite, np.min(np.where(finite[:, None], excess, np.inf), axis=1), np.nan)
-    minimal = heads[np.argmax(excess <= best[:, None] + rule.margin, axis=1)]
+    value = int(rule.value)  # type: ignore[arg-type]
+    nats, se = per_seed(point["excess_loss"], "n_heads"), per_seed(point["excess_loss_se"], "n_heads")
+    normalised = per_seed(point["normalised_excess"], "n_heads")
+    finite = np.all(np.isfinite(nats) & np.isfinite(se) & np.isfinite(normalised), axis=1)
+    best = np.where(finite, np.nanmin(np.where(finite[:, None], normalised, np.inf), axis=1), np.nan)
+    learned = best <= rule.unlearned_excess
+    usable = finite & learned & converged_seeds(point)
 
-    nats = per_seed(point["excess_loss"], "n_heads")[finite]
-    measured_gain = float(np.mean(nats[:, 0] - nats.min(axis=1))) if nats.size else np.nan
     older = float(point["factor_older_info"].min())
+    measured_gain = float(np.mean(nats[usable, 0] - nats[usable].min(axis=1))) if usable.any() else np.nan
     stakes = float(np.fmax(older, measured_gain))
-    context_gain = float(point["context_gain"])
-    se = float(point["excess_loss_se"].max())
-    resolution = float(np.fmax(rule.margin * context_gain, rule.resolution_factor * se))
-
+    margin = rule.margin * stakes
+    minimal = np.where(finite, _smallest_sufficient(np.nan_to_num(nats), heads, margin), 0)
     per_seed_minimal = [int(m) if ok else None for m, ok in zip(minimal, finite)]
-    return Measured(
-        outcomes=outcomes(
-            np.array([rule.holds(m) for m in minimal]),
-            finite=finite,
-            learned=best <= rule.unlearned_excess,
-            resolved=np.full(minimal.shape, stakes >= resolution),
-        ),
-        observed=f"{counts(per_seed_minimal)}; best normalised excess {spread(best)}",
+    measured = Measured(
+        outcomes=outcomes(minimal == value, finite=finite, learned=learned),
+        observed=f"per seed {counts(per_seed_minimal)}; best normalised excess {spread(best[usable])}",
         explain={
-            **judged(f"the smallest n_heads within {rule.margin:g} of the best normalised excess", rule),
-            "unlearned": f"best {_unlearned_text(rule)} (lowest {np.nanmin(best):.3g})" if finite.any() else "",
-            "unresolved": (
-                f"an extra head can gain at most {stakes:.2g} nats (older-token information {older:.2g}, "
-                f"measured gain {measured_gain:.2g}) < resolution {resolution:.2g} nats "
-                f"(margin x context gain {context_gain:.3g}, {rule.resolution_factor:g} x paired SE {se:.2g})"
-            ),
-            "missing": "normalised_excess is NaN for some n_heads",
+            "confirmed": f"{value} is that seed's smallest n_heads within the margin of every larger one",
+            "refuted": f"{value} is not that seed's smallest n_heads within the margin of every larger one",
+            "unlearned": f"best {_unlearned_text(rule)}" + (f" (lowest {np.nanmin(best):.3g})" if finite.any() else ""),
+            "missing": "excess_loss, excess_loss_se or normalised_excess is NaN for some n_heads",
         },
+        predicted_note=f" (margin {rule.margin:g} x stakes = {margin:.2g} nats)" if np.isfinite(margin) else "",
     )
+    if usable.sum() == 0:
+        return measured
+    pooled, observed = _pooled_heads(point, rule, heads, nats[usable], se[usable], usable, stakes, margin, store)
+    return dataclasses.replace(measured, pooled=pooled, observed=f"{observed}; {measured.observed}")
+
+
+def _pooled_heads(
+    point: xr.Dataset,
+    rule: Rule,
+    heads: np.ndarray,
+    nats: np.ndarray,
+    se: np.ndarray,
+    usable: np.ndarray,
+    stakes: float,
+    margin: float,
+    store: xr.Dataset,
+) -> tuple[Pooled, str]:
+    """The row's verdict from the usable seeds' paired comparisons, checked over the plateau, and the
+    observed minimal n_heads."""
+    value = int(rule.value)  # type: ignore[arg-type]
+    decision = decide_heads(nats, heads, value, margin, se)
+    observed = f"minimal n_heads {decision.minimal} over {usable.sum()} seeds"
+    irreducible = float(nats.mean(axis=0).min())
+    if irreducible >= stakes:
+        why = (
+            f"the stakes ({stakes:.2g} nats: older-token information {float(point['factor_older_info'].min()):.2g}, "
+            f"measured gain) are below the model class's irreducible excess ({irreducible:.2g} nats, the best "
+            f"n_heads' mean): no model comes close enough to the filter to show what an extra head adds"
+        )
+        return Pooled("undecidable", f"undecidable: {why}", f"undecidable: {why}"), observed
+    flipped = _flip_over_plateau(point, heads, value, margin, usable, decision.verdict)
+    if flipped:
+        reason = f"flips within the plateau: {decision.verdict} at the end, {flipped}"
+        return Pooled("flips", reason, FLIP_POWER), observed
+    if decision.verdict != "unresolved":
+        return Pooled(decision.verdict, decision.reason), observed
+    widest = max(decision.deciding, key=lambda mean: mean.half_width)
+    power = power_statement(stakes, widest, margin / 2, float(se.max()), _evaluation_sequences(store))
+    return Pooled("unresolved", f"below what the measurement resolves: {decision.reason}", power), observed
+
+
+def _flip_over_plateau(
+    point: xr.Dataset, heads: np.ndarray, value: int, margin: float, usable: np.ndarray, final: str
+) -> str:
+    """'' when no earlier evaluation step of the plateau gives the definite verdict opposite to ``final``,
+    else which step does; the plateau is the last quarter of the evaluation steps every compared model
+    recorded, judged with the same statistics on the held-out convergence batch."""
+    if final not in ("confirmed", "refuted"):
+        return ""
+    curves = per_seed(point["eval_metric"], "n_heads", "eval_step")[usable]
+    curve_se = per_seed(point["eval_metric_se"], "n_heads", "eval_step")[usable]
+    steps = point["eval_step"].values
+    for step in plateau_steps(np.isfinite(curves).all(axis=(0, 1)) & np.isfinite(curve_se).all(axis=(0, 1))):
+        there = decide_heads(curves[..., step], heads, value, margin, curve_se[..., step]).verdict
+        if there in ("confirmed", "refuted") and there != final:
+            return f"{there} at step {steps[step]}"
+    return ""
 
 
 # ---------------------------------------------------------------------------------- decay_rate

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
     from headshare.model import EnsembleTransformer, ModelConfig
-    from headshare.training import BatchSource
+    from headshare.training import BatchSource, Evaluator
 
 
 @register
@@ -59,6 +59,11 @@ class ReadoffTask(Task):
         from headshare.tasks.readoff.source import ReadoffSource
 
         return ReadoffSource(seeds=seeds, batch_size=batch_size, n_ctx=settings.length), "xent"
+
+    def evaluator(self, settings: ReadoffSettings, cohort: Cohort) -> Evaluator:
+        from headshare.tasks.readoff.evaluate import ReadoffEvaluator
+
+        return ReadoffEvaluator(settings, settings.training["eval_sequences"])
 
     def extract(
         self, settings: ReadoffSettings, cohort: Cohort, model: EnsembleTransformer, datasets: list[xr.Dataset],

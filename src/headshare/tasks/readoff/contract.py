@@ -14,4 +14,5 @@ MODEL_STORE = StoreContract(
         "readoff_attention": Variable(("sample", "layer", "head", "key_pos"), "raw readoff attention samples"),
     }
 )
-COMBINED_STORE = MODEL_STORE.combined(GRID_AXES)
+EVALUATIONS = {"eval_accuracy": Variable(("eval_step",), "held-out accuracy during training")}
+COMBINED_STORE = MODEL_STORE.combined(GRID_AXES, evaluations=EVALUATIONS)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
     from headshare.model import EnsembleTransformer, ModelConfig
-    from headshare.training import BatchSource
+    from headshare.training import BatchSource, Evaluator
 
 
 @register
@@ -65,6 +65,11 @@ class RegressionTask(Task):
 
         source = RegressionSource(seeds=seeds, batch_size=batch_size, d=settings.dim, n_context=settings.n_context)
         return source, "mse"
+
+    def evaluator(self, settings: RegressionSettings, cohort: Cohort) -> Evaluator:
+        from headshare.tasks.regression.evaluate import RegressionEvaluator
+
+        return RegressionEvaluator(settings, settings.training["eval_sequences"])
 
     def extract(
         self, settings: RegressionSettings, cohort: Cohort, model: EnsembleTransformer, datasets: list[xr.Dataset],

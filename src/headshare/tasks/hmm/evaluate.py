@@ -1,0 +1,49 @@
+"""The hmm convergence evaluator: paired excess loss over the exact filter on a held-out batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from headshare.evaluation import last_query_attention, mean_and_se, on_device
+from headshare.extraction import chunks
+from headshare.model import EnsembleTransformer
+from headshare.seeding import derived_rng
+from headshare.tasks.base import Cohort
+from headshare.tasks.hmm.exact import filter_log_loss
+from headshare.tasks.hmm.sampler import sample_product
+from headshare.tasks.hmm.settings import HMMSettings
+
+
+class HMMEvaluator:
+    """Every member of a cohort on a batch of its own (condition, a), shared by every model of that point so
+    that comparisons across head counts and seeds are paired. The metric is the excess of the model's loss
+    over the exact filter's on the same tokens, on the positions the member is trained on (nats)."""
+
+    def __init__(self, settings: HMMSettings, cohort: Cohort, n_sequences: int) -> None:
+        condition = settings.condition(cohort.coords["condition"])
+        tokens, filter_loss = [], []
+        for member in cohort.members:
+            a = member.coords["a"]
+            rng = derived_rng(settings.seed, "hmm-convergence", condition.id, a)
+            processes = condition.factor_processes(a)
+            sample = sample_product(*processes, n_sequences, settings.context + 1, rng)
+            tokens.append(sample.tokens)
+            filter_loss.append(sum(filter_log_loss(p, s.tokens) for p, s in zip(processes, sample.factors))[:, 1:])
+        self.tokens = np.stack(tokens)  # [E, N, T + 1]
+        self.filter_loss = np.stack(filter_loss)  # [E, N, T]
+        self.judged = np.stack(
+            [np.arange(settings.context) >= (settings.context - 1 if m.coords["loss"] == "last" else 0) for m in cohort.members]
+        )  # [E, T]
+
+    def __call__(self, model: EnsembleTransformer) -> dict[str, np.ndarray]:
+        tokens = on_device(model, self.tokens)
+        inputs, targets = tokens[..., :-1], tokens[..., 1:]
+        losses = []
+        for part in chunks(inputs.shape[1]):
+            log_probs = torch.log_softmax(model(inputs[:, part]).double(), dim=-1)
+            losses.append(-log_probs.gather(-1, targets[:, part].unsqueeze(-1)).squeeze(-1).cpu())
+        excess = torch.cat(losses, dim=1).numpy() - self.filter_loss  # [E, N, T]
+        per_sequence = (excess * self.judged[:, None]).sum(-1) / self.judged.sum(-1)[:, None]
+        metric, error = mean_and_se(per_sequence)
+        return {"metric": metric, "metric_se": error, "attention": last_query_attention(model, inputs)}
