@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 import yaml
+from scipy import stats
 
 from headshare.analysis.decay import geometric_mean, parity_contrast
 from headshare.predictions import load_predictions, validate_predictions
@@ -21,6 +23,8 @@ CONTEXT = 10
 CITED_FIGURE = {"hmm": "excess_heatmap", "readoff": "readoff_accuracy", "regression": "regression_vs_gd"}
 DISTANCES = np.arange(CONTEXT)
 GRID = ("condition", "n_layers", "n_heads", "d_head", "a", "loss", "seed")  # cohort axes, then member axes
+EVAL_STEPS = np.arange(100, 1300, 100)  # twelve evaluations: the plateau is the last three
+EVAL_SEQUENCES = 8000
 
 
 def geometric(rate: float) -> np.ndarray:
@@ -46,6 +50,7 @@ def hmm_store(
         "step": np.arange(1, CONTEXT),
         "factor": np.array([1, 2]),
         "parity": np.array(["even", "odd"], dtype=object),
+        "eval_step": EVAL_STEPS,
     }
     shape = {dim: len(values) for dim, values in coords.items()}
 
@@ -68,9 +73,14 @@ def hmm_store(
             "decay_parity_ci_low": full((*GRID, "layer", "head", "parity"), 0.69),
             "decay_parity_ci_high": full((*GRID, "layer", "head", "parity"), 0.71),
             "ablation_factor_excess": full((*GRID, "layer", "head", "factor"), 0.0),
+            "eval_metric": full((*GRID, "eval_step"), 0.0),
+            "eval_metric_se": full((*GRID, "eval_step"), 1e-4),
+            "eval_attention": full((*GRID, "eval_step", "layer", "head", "distance"), 0.0),
         },
         coords=coords,
+        attrs={"config": json.dumps({"hmm": {"eval_sequences": EVAL_SEQUENCES}})},
     )
+    store = with_convergence(store, GRID)
     store = store.assign_coords(
         lambda1=("condition", np.full(len(conditions), lambdas[0])),
         lambda2=("condition", np.full(len(conditions), lambdas[1])),
@@ -86,6 +96,20 @@ def hmm_store(
     for count in n_heads:  # head h of layer 0 carries factor h+1 alone (when it exists)
         for head in range(min(count, 2)):
             store["ablation_factor_excess"].loc[{"n_heads": count, "layer": 0, "head": head, "factor": head + 1}] = 0.01
+    return steady(store)
+
+
+def with_convergence(store: xr.Dataset, grid: tuple[str, ...], steps: int = 1200) -> xr.Dataset:
+    """Every model converged after ``steps`` steps."""
+    shape = [store.sizes[dim] for dim in grid]
+    return store.assign(converged=(grid, np.ones(shape)), steps_trained=(grid, np.full(shape, float(steps))))
+
+
+def steady(store: xr.Dataset) -> xr.Dataset:
+    """Record the final excess and attention at every evaluation step: models that sat on their plateau."""
+    store["eval_metric"][:] = store["excess_loss"].broadcast_like(store["eval_metric"]).transpose(*store["eval_metric"].dims)
+    attention = store["attention_distance"].broadcast_like(store["eval_attention"])
+    store["eval_attention"][:] = attention.transpose(*store["eval_attention"].dims)
     return store
 
 
@@ -93,7 +117,7 @@ def readoff_store(accuracy=1.0, tau=-1.0) -> xr.Dataset:
     coords = {"n_layers": [1], "n_heads": [1, 2], "d_head": [1, 4, 8], "seed": [0, 1, 2], "layer": [0]}
     dims = ("n_layers", "n_heads", "d_head", "seed")
     shape = (1, 2, 3, 3)
-    return xr.Dataset(
+    store = xr.Dataset(
         {
             "accuracy": (dims, np.full(shape, accuracy)),
             "preference_tau": ((*dims, "layer"), np.full((*shape, 1), tau)),
@@ -101,13 +125,14 @@ def readoff_store(accuracy=1.0, tau=-1.0) -> xr.Dataset:
         coords=coords,
         attrs={"family": "readoff"},
     )
+    return with_convergence(store, dims)
 
 
 def regression_store(linear=1.02, softmax=1.3) -> xr.Dataset:
     gd_loss, zero_loss = 0.2061, 10 / 24
     ratio = np.array([linear, softmax], dtype=float)[:, None, None, None, None] * np.ones((2, 1, 1, 1, 3))
     dims = ("attention", "n_layers", "n_heads", "d_head", "seed")
-    return xr.Dataset(
+    store = xr.Dataset(
         {
             "gd_loss_ratio": (dims, ratio),
             "loss": (dims, ratio * gd_loss),
@@ -122,6 +147,7 @@ def regression_store(linear=1.02, softmax=1.3) -> xr.Dataset:
         },
         attrs={"family": "regression", "gd_loss": gd_loss, "zero_loss": zero_loss},
     )
+    return with_convergence(store, dims)
 
 
 def document(*entries: dict, **defaults) -> dict:
@@ -153,18 +179,41 @@ def only_row(table: pd.DataFrame) -> pd.Series:
 
 
 def set_excess(store: xr.Dataset, by_heads, seed=None) -> xr.Dataset:
-    """Normalised excess per n_heads (and the matching nats at context gain 0.3) for one or all seeds."""
+    """Normalised excess per n_heads (and the matching nats at context gain 0.3) for one or all seeds,
+    recorded unchanged over training."""
     where = {"n_heads": store["n_heads"].values} | ({} if seed is None else {"seed": seed})
     values = xr.DataArray(
         np.asarray(by_heads, dtype=float), dims=["n_heads"], coords={"n_heads": store["n_heads"].values}
     )
     store["normalised_excess"].loc[where] = values
     store["excess_loss"].loc[where] = values * 0.3
-    return store
+    return steady(store)
+
+
+def set_nats(store: xr.Dataset, table) -> xr.Dataset:
+    """Paired excess in nats per (seed, n_heads), normalised by the context gain 0.3, recorded unchanged."""
+    values = xr.DataArray(
+        np.asarray(table, dtype=float),
+        dims=["seed", "n_heads"],
+        coords={"seed": store["seed"].values, "n_heads": store["n_heads"].values},
+    )
+    store["excess_loss"].loc[{}] = values.broadcast_like(store["excess_loss"])
+    store["normalised_excess"].loc[{}] = values.broadcast_like(store["excess_loss"]) / 0.3
+    return steady(store)
 
 
 MINIMAL_ONE = entry("minimal_heads", {"condition": "c"}, "==", 1)
 MINIMAL_TWO = entry("minimal_heads", {"condition": "c"}, "==", 2)
+MINIMAL_THREE = entry("minimal_heads", {"condition": "c"}, "==", 3)
+FIVE_SEEDS = tuple(range(5))
+# Five seeds in nats (n_heads 1, 2, 3): one head loses ~0.027 nats, two and three heads are equal to ~1e-4.
+NEEDS_TWO = [
+    [0.0300, 0.0030, 0.0031],
+    [0.0280, 0.0032, 0.0030],
+    [0.0310, 0.0029, 0.0030],
+    [0.0290, 0.0031, 0.0032],
+    [0.0300, 0.0030, 0.0029],
+]
 
 
 # ------------------------------------------------------------------------ the rule's comparisons
@@ -188,7 +237,7 @@ MINIMAL_TWO = entry("minimal_heads", {"condition": "c"}, "==", 2)
     ],
 )
 def test_rule_comparison_sides_with_the_tolerance(op, value, tolerance, observed, expected):
-    rule = Rule(op, value, tolerance, 0.01, 2.0, 0.5, 0.2, 3.0, 0.9)
+    rule = Rule(op, value, tolerance, 0.5, 2.0, 0.5, 0.2, 3.0, 0.9)
     assert rule.holds(observed) is expected
 
 
@@ -196,63 +245,125 @@ def test_rule_comparison_sides_with_the_tolerance(op, value, tolerance, observed
 
 
 def test_minimal_heads_one_head_within_margin_of_the_best_is_confirmed():
-    store = set_excess(hmm_store(), [0.015, 0.010, 0.012])  # 1 head is 0.005 from the best: within 0.01
+    store = set_excess(hmm_store(), [0.015, 0.010, 0.012])  # 1 head loses 0.0015 nats: margin 0.5 x 0.02
     table = scored(store, MINIMAL_ONE, MINIMAL_TWO | {"id": "two"})
     assert list(table["verdict"]) == ["confirmed", "refuted"]
-    assert table["observed"].iloc[0].startswith("1 (per seed 1, 1, 1)")
+    assert list(table["agreement"]) == ["3/3 seeds", "3/3 seeds"]
+    assert table["observed"].iloc[0].startswith("minimal n_heads 1 over 3 seeds")
+    assert "n_heads 1 suffices" in table["reason"].iloc[1]
+    assert "[stakes 0.02 nats, margin 0.01 nats]" in table["predicted"].iloc[0]
     assert table["condition"].iloc[0] == "c (n_layers=1, d_head=8, a=0.85, loss=all, n_heads=1,2,3)"
 
 
 def test_minimal_heads_refuted_when_one_head_falls_short():
     store = set_excess(hmm_store(), [0.10, 0.010, 0.011])
+    table = scored(store, MINIMAL_ONE, MINIMAL_TWO | {"id": "two"})
+    assert list(table["verdict"]) == ["refuted", "confirmed"]
+    assert "n_heads 1 does not suffice" in table["reason"].iloc[0]
+    assert table["observed"].iloc[1].startswith("minimal n_heads 2")
+
+
+def test_minimal_heads_across_five_seeds_needs_two_heads():
+    """Known by construction: one head loses 0.027 nats in every seed, a third head gains nothing."""
+    store = set_nats(hmm_store(seeds=FIVE_SEEDS), NEEDS_TWO)
+    table = scored(store, MINIMAL_ONE, MINIMAL_TWO | {"id": "two"}, MINIMAL_THREE | {"id": "three"})
+    assert list(table["verdict"]) == ["refuted", "confirmed", "refuted"]
+    assert list(table["agreement"]) == ["5/5 seeds", "5/5 seeds", "5/5 seeds"]
+    assert "n_heads 2 suffices" in table["reason"].iloc[2]
+    assert (table["power"] == "").all()
+
+
+def test_minimal_heads_unresolved_states_its_power_from_the_closed_forms():
+    gaps = np.array([0.0, 0.02, 0.005, 0.018, 0.001])  # one head against two: mean 0.0088, margin 0.01
+    store = set_nats(hmm_store(seeds=FIVE_SEEDS), np.column_stack([0.003 + gaps, np.full(5, 0.003), np.full(5, 0.0031)]))
     row = only_row(scored(store, MINIMAL_ONE))
-    assert row["verdict"] == "refuted" and row["observed"].startswith("2 (per seed 2, 2, 2)")
+    assert row["verdict"] == "inconclusive" and "below what the measurement resolves" in row["reason"]
+    assert row["agreement"] == "3/5 seeds confirmed"  # seeds 0, 2, 4 alone would need one head
+    sd, target = gaps.std(ddof=1), 0.5 * 0.01
+    n = np.arange(2, 1000)
+    seeds = int(n[np.argmax(stats.t.ppf(0.95, n - 1) * sd / np.sqrt(n) <= target)])
+    half_width = stats.t.ppf(0.95, 4) * sd / np.sqrt(5)
+    assert row["power"].startswith(f"stakes 0.02 nats; resolution now {half_width:.2g} nats (5 seeds)")
+    assert f"needs resolution {target:.2g}: ≈ {seeds} seeds at the current spread {sd:.2g}" in row["power"]
+    assert "not enough alone: the seeds differ by more than their evaluation noise" in row["power"]
 
 
-def test_minimal_heads_majority_of_seeds_decides():
-    store = set_excess(hmm_store(), [0.10, 0.010, 0.011])
-    set_excess(store, [0.012, 0.010, 0.011], seed=2)  # seeds 0, 1 need 2 heads, seed 2 one
-    row = only_row(scored(store, MINIMAL_TWO))
-    assert row["verdict"] == "confirmed" and "2/3 seeds" in row["reason"]
-
-
-def test_minimal_heads_seeds_disagree_is_inconclusive():
-    store = set_excess(hmm_store(), [0.012, 0.010, 0.011], seed=0)  # minimal 1: refutes 2
-    set_excess(store, [0.10, 0.010, 0.011], seed=1)  # minimal 2: confirms
-    set_excess(store, [0.9, 0.8, 0.7], seed=2)  # never learned
+def test_minimal_heads_unconverged_seeds_cannot_decide():
+    store = set_nats(hmm_store(seeds=FIVE_SEEDS), NEEDS_TWO)
+    store["converged"].loc[{"seed": [0, 1, 2], "n_heads": 3}] = 0.0
     row = only_row(scored(store, MINIMAL_TWO))
     assert row["verdict"] == "inconclusive"
-    assert "seeds disagree (1 refuted, 1 confirmed, 1 unlearned of 3 seeds)" == row["reason"]
+    assert row["reason"].startswith("not converged (3/5 seeds): the convergence test failed within 1200 steps")
+    assert row["power"] == "not converged in 1200 steps: needs longer training (raise max_steps)"
+    assert row["agreement"] == "2/5 seeds confirmed"
 
 
-def test_seeds_agree_on_the_verdict_not_on_the_value():
-    store = set_excess(hmm_store(), [0.012, 0.010, 0.011], seed=0)  # minimal 1
-    set_excess(store, [0.10, 0.010, 0.011], seed=1)  # minimal 2
-    set_excess(store, [0.10, 0.10, 0.010], seed=2)  # minimal 3
+def test_minimal_heads_decides_on_the_converged_majority():
+    store = set_nats(hmm_store(seeds=FIVE_SEEDS), NEEDS_TWO)
+    store["converged"].loc[{"seed": 4, "n_heads": 1}] = 0.0
     row = only_row(scored(store, MINIMAL_TWO))
-    assert row["verdict"] == "refuted" and row["reason"].startswith("2/3 seeds")
+    assert row["verdict"] == "confirmed" and row["agreement"] == "4/5 seeds"
+    assert row["observed"].startswith("minimal n_heads 2 over 4 seeds")
+
+
+def test_unconverged_few_head_models_never_show_that_more_heads_are_needed():
+    """The trap: one-head models stopped at max_steps still learning look worse than three heads."""
+    store = set_nats(hmm_store(seeds=FIVE_SEEDS), NEEDS_TWO)
+    store["converged"].loc[{"n_heads": 1}] = 0.0
+    table = scored(store, MINIMAL_ONE, MINIMAL_TWO | {"id": "two"})
+    assert list(table["verdict"]) == ["inconclusive", "inconclusive"]
+    assert table["reason"].str.startswith("not converged (5/5 seeds)").all()
+
+
+def learning_curves(store: xr.Dataset, early: float, meets_at: int) -> xr.Dataset:
+    """One-head models lose ``early`` nats more than the others until evaluation ``meets_at``, then match them."""
+    lag = xr.DataArray(np.where(np.arange(EVAL_STEPS.size) < meets_at, early, 0.0), dims="eval_step")
+    one_head = store["eval_metric"].loc[{"n_heads": 1}]
+    store["eval_metric"].loc[{"n_heads": 1}] = one_head + lag.assign_coords(eval_step=EVAL_STEPS)
+    return store
+
+
+def test_more_heads_learning_faster_does_not_make_them_needed():
+    """Curves that differ early but meet on the plateau: one head suffices, as at the end of training."""
+    store = set_excess(hmm_store(seeds=FIVE_SEEDS), [0.010, 0.010, 0.010])
+    store = learning_curves(store, early=0.05, meets_at=EVAL_STEPS.size - 3)  # the last three are the plateau
+    row = only_row(scored(store, MINIMAL_ONE))
+    assert row["verdict"] == "confirmed" and row["agreement"] == "5/5 seeds"
+
+
+def test_minimal_heads_flipping_within_the_plateau_is_inconclusive():
+    """One head matches at the end but was clearly worse at the plateau's first evaluation."""
+    store = set_excess(hmm_store(seeds=FIVE_SEEDS), [0.010, 0.010, 0.010])
+    store = learning_curves(store, early=0.05, meets_at=EVAL_STEPS.size - 2)
+    row = only_row(scored(store, MINIMAL_ONE))
+    assert row["verdict"] == "inconclusive"
+    assert row["reason"] == f"flips within the plateau: confirmed at the end, refuted at step {EVAL_STEPS[-3]}"
+    assert "needs longer training" in row["power"]
 
 
 def test_minimal_heads_never_learned_is_inconclusive():
     store = set_excess(hmm_store(), [0.6, 0.5, 0.45])
     row = only_row(scored(store, MINIMAL_ONE))
     assert row["verdict"] == "inconclusive" and "never learned" in row["reason"]
+    assert row["power"].startswith("undecidable with this model and training")
 
 
-def test_minimal_heads_below_the_margin_in_nats_is_inconclusive():
-    # A second head could gain at most 0.0005 nats (factor 2's older-token information), while the margin is
-    # 0.01 x 0.3 = 0.003 nats: the loss cannot tell one head from two.
+def test_minimal_heads_with_stakes_below_the_irreducible_excess_is_undecidable():
+    # A second head could gain at most 0.0005 nats (factor 2's older-token information), while even the best
+    # n_heads misses the filter by 0.003 nats: no model is close enough to show what a head adds.
     store = set_excess(hmm_store(), [0.011, 0.010, 0.010])
     store["factor_older_info"].loc[{"factor": 2}] = 0.0005
     row = only_row(scored(store, MINIMAL_TWO))
-    assert row["verdict"] == "inconclusive" and "below what the measurement resolves" in row["reason"]
+    assert row["verdict"] == "inconclusive" and row["reason"].startswith("undecidable: the stakes (0.0005 nats")
+    assert row["power"].startswith("undecidable:") and "irreducible excess (0.003 nats" in row["power"]
 
 
 def test_minimal_heads_below_the_paired_standard_error_is_inconclusive():
     store = set_excess(hmm_store(), [0.011, 0.010, 0.010])
-    store["excess_loss_se"][:] = 0.01  # 3 SE = 0.03 nats > 0.02 nats of older-token information
-    row = only_row(scored(store, MINIMAL_ONE, margin=0.0))
-    assert row["verdict"] == "inconclusive" and "paired SE" in row["reason"]
+    store["excess_loss_se"][:] = 0.01  # identical seeds, but each model's paired SE is 0.01 nats
+    row = only_row(scored(store, MINIMAL_ONE))
+    assert row["verdict"] == "inconclusive" and "below what the measurement resolves" in row["reason"]
+    assert "paired SE ≤" in row["power"] and f"evaluation sequences, now {EVAL_SEQUENCES:,})" in row["power"]
 
 
 def test_minimal_heads_a_measured_gain_above_the_resolution_is_resolved():
@@ -300,6 +411,16 @@ def test_missing_store_variable_is_an_artifact_error():
         scored(hmm_store().drop_vars("excess_loss_se"), MINIMAL_ONE)
 
 
+@pytest.mark.parametrize("quantity", ["minimal_heads", "readoff_accuracy", "regression_loss_ratio"])
+def test_a_store_without_convergence_evidence_is_an_artifact_error(quantity):
+    stores = {"hmm": hmm_store(), "readoff": readoff_store(), "regression": regression_store()}
+    task = quantities()[quantity].task
+    stores[task] = stores[task].drop_vars(["converged", "steps_trained"])
+    condition = {"hmm": {"condition": "c"}, "readoff": {"n_heads": 1}, "regression": {"attention": "linear"}}[task]
+    with pytest.raises(ArtifactError, match=f"the {task} store lacks converged, steps_trained, needed to score"):
+        score(document(entry(quantity, condition, ">=", 1)), stores)
+
+
 # ------------------------------------------------------------------------------------- decay
 
 
@@ -312,7 +433,11 @@ def set_rates(store: xr.Dataset, rates, half_width=0.02, n_heads=2, **where) -> 
     store["decay_rate"].loc[location] = rates
     store["decay_ci_low"].loc[location] = rates - half_width
     store["decay_ci_high"].loc[location] = rates + half_width
-    return store
+    curves = np.stack([geometric(rate) for rate in rates.values])
+    store["attention_distance"].loc[location] = xr.DataArray(
+        curves, dims=["head", "distance"], coords={"head": location["head"], "distance": DISTANCES}
+    )
+    return steady(store)
 
 
 def test_decay_heads_are_matched_to_rates_by_best_assignment():
@@ -354,6 +479,26 @@ def test_decay_on_an_unlearned_model_is_inconclusive():
     assert "never learned" in only_row(scored(store, DECAY_TWO))["reason"]
 
 
+def test_decay_flipping_within_the_plateau_is_inconclusive():
+    """The final fit says 0.7, but the attention recorded at the plateau's first evaluation decayed at 0.4."""
+    store = set_rates(hmm_store(lambdas=(0.7, 0.3)), [0.7, 0.3])
+    store["eval_attention"].loc[{"eval_step": EVAL_STEPS[-3], "n_heads": 2, "layer": 0, "head": 0}] = geometric(0.4)
+    row = only_row(scored(store, DECAY_TWO))
+    assert row["verdict"] == "inconclusive" and row["reason"].startswith("flips within the plateau (3/3 seeds)")
+    assert "needs longer training" in row["power"]
+
+
+def test_decay_judged_on_converged_seeds_only():
+    store = set_rates(hmm_store(lambdas=(0.7, 0.3)), [0.7, 0.3])
+    store["converged"].loc[{"seed": 2, "n_heads": 2}] = 0.0
+    row = only_row(scored(store, DECAY_TWO))
+    assert row["verdict"] == "confirmed" and row["agreement"] == "2/3 seeds"
+    store["converged"].loc[{"seed": 1, "n_heads": 2}] = 0.0
+    row = only_row(scored(store, DECAY_TWO))
+    assert row["verdict"] == "inconclusive" and row["reason"].startswith("not converged (2/3 seeds)")
+    assert row["agreement"] == "1/3 seeds confirmed"
+
+
 def parity_head(
     store: xr.Dataset, rate: float, favoured: int, n_heads: int = 2, head: int = 1, layer: int = 0
 ) -> xr.Dataset:
@@ -368,7 +513,7 @@ def parity_head(
     store["decay_parity_ci_high"].loc[location | {"parity": parity}] = rate + 0.01
     for name in ("decay_rate_parity", "decay_parity_ci_low", "decay_parity_ci_high"):
         store[name].loc[location | {"parity": _PARITY_NAMES[1 - favoured]}] = np.nan
-    return store
+    return steady(store)
 
 
 _PARITY_NAMES = ["even", "odd"]
@@ -458,6 +603,35 @@ def test_readoff_accuracy_range_selector_expands_to_each_d_head():
     assert table["observed"].iloc[1] == "0.97 ± 0.02 (3 seeds)"
 
 
+def test_every_quantity_is_gated_on_convergence():
+    regression = regression_store()
+    regression["converged"].loc[{"attention": "linear", "seed": [0, 1]}] = 0.0
+    regression["steps_trained"].loc[{"attention": "linear", "seed": [0, 1]}] = 3000.0
+    linear = entry("regression_loss_ratio", {"attention": "linear"}, "==", 1.0, 0.05)
+    row = only_row(scored(None, linear, regression=regression))
+    assert row["verdict"] == "inconclusive"
+    assert row["reason"] == (
+        "not converged (2/3 seeds): the convergence test failed within 3000 steps; other seeds: 1 confirmed"
+    )
+    assert row["power"] == "not converged in 3000 steps: needs longer training (raise max_steps)"
+    readoff = readoff_store()
+    readoff["converged"].loc[{"seed": 0}] = 0.0
+    single = entry("readoff_accuracy", {"n_heads": 1, "d_head": 4}, ">=", 0.99)
+    row = only_row(scored(None, single, readoff=readoff))
+    assert row["verdict"] == "confirmed" and row["agreement"] == "2/3 seeds"
+
+
+def test_seeds_that_disagree_leave_the_row_inconclusive_with_its_agreement():
+    store = readoff_store()
+    store["preference_tau"].loc[{"seed": 1}] = -2 / 3
+    store["accuracy"].loc[{"seed": 2}] = 0.3
+    inverted = entry("preference_inversion", {"n_heads": 2, "d_head": 1}, "==", -1.0)
+    row = only_row(scored(None, inverted, readoff=store))
+    assert row["verdict"] == "inconclusive" and row["agreement"] == "1/3 seeds confirmed"
+    assert row["reason"] == "seeds disagree (1 confirmed, 1 refuted, 1 unlearned of 3 seeds)"
+    assert "more seeds estimate how often the claim holds" in row["power"]
+
+
 def test_preference_inversion_verdicts():
     inverted = entry("preference_inversion", {"n_heads": 2, "d_head": 1}, "==", -1.0)
     assert only_row(scored(None, inverted, readoff=readoff_store()))["verdict"] == "confirmed"
@@ -499,6 +673,9 @@ def test_shipped_predictions_score_on_stores_of_the_default_config():
     infeasible = table[table["verdict"] == "infeasible"]
     assert set(infeasible["id"]) == {"hmm-0.7-m0.7-heads", "hmm-0.7-m0.7-decay", "hmm-0.7-m0.7-parity"}
     assert infeasible["reason"].str.contains("-1/2").all()
+    assert (infeasible["agreement"] == "—").all() and (infeasible["power"] == "").all()
+    decided = table[table["verdict"].isin(["confirmed", "refuted"])]
+    assert decided["agreement"].str.fullmatch(r"\d/3 seeds").all()
     assert "not run" not in set(table["verdict"])
     decay_rows = table[table["id"] == "hmm-0.7-0.7-decay"]
     assert len(decay_rows) == 2 and decay_rows["predicted"].str.contains("filter r_eff").all()  # one per a
@@ -519,7 +696,7 @@ def test_write_scores_csv_round_trips_and_markdown_has_rules_and_rows(tmp_path):
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "scores.csv", dtype=str, keep_default_na=False), table)
     markdown = (tmp_path / "scores.md").read_text()
     assert markdown.startswith("# Scored predictions")
-    assert "Predictions version 1, written 2026-11-22." in markdown
+    assert "Predictions version 2, written 2026-11-22." in markdown
     assert verdict_rules_markdown() in markdown and "*decay_rate* (hmm)" in markdown
     rows = [line for line in markdown.splitlines() if line.startswith("| ") and not line.startswith("| id |")]
     assert len(rows) == len(table)

@@ -2,8 +2,9 @@
 
 A task folder's ``quantities.py`` lists its quantities in ``QUANTITIES``; :mod:`headshare.scoring.registry`
 finds them. A measurement sees one grid point of the task's combined store (every grid axis selected except
-``seed``, and ``n_heads`` for a quantity that compares head counts) and returns one judgement per seed:
-confirmed | refuted | unresolved | unlearned | missing.
+``seed``, and ``n_heads`` for a quantity that compares head counts) and returns one judgement per seed
+(:data:`SEED_OUTCOMES`; the engine then marks seeds whose models did not converge) and, for a quantity that
+compares models across seeds, the row's verdict from that comparison (:class:`Pooled`).
 """
 
 from __future__ import annotations
@@ -17,17 +18,31 @@ import xarray as xr
 
 from headshare.scoring.rule import Rule
 
-SEED_OUTCOMES = ("confirmed", "refuted", "unresolved", "unlearned", "missing")
+SEED_OUTCOMES = ("confirmed", "refuted", "unresolved", "flips", "unlearned", "unconverged", "missing")
+
+
+@dataclass(frozen=True)
+class Pooled:
+    """A row's verdict from a comparison across seeds: confirmed | refuted | unresolved | flips | undecidable,
+    why, and (when it does not decide) what would."""
+
+    verdict: str
+    reason: str
+    power: str = ""
 
 
 @dataclass(frozen=True)
 class Measured:
-    """One row's per-seed judgements (one of :data:`SEED_OUTCOMES` each) and the texts that explain them."""
+    """One row's per-seed judgements (one of :data:`SEED_OUTCOMES` each), the texts that explain them, and
+    per inconclusive judgement what would decide it (``power``). ``pooled`` is set by quantities that judge
+    the row across seeds; the per-seed judgements then only say how many seeds agree."""
 
     outcomes: list[str]
     observed: str
     explain: dict[str, str]
     predicted_note: str = ""
+    power: dict[str, str] = field(default_factory=dict)
+    pooled: Pooled | None = None
 
 
 class NotRun(Exception):
@@ -91,11 +106,15 @@ def outcomes(
     finite: np.ndarray,
     learned: np.ndarray | None = None,
     resolved: np.ndarray | None = None,
+    flips: np.ndarray | None = None,
 ) -> list[str]:
-    """Per-seed judgements, the first that applies: missing, unlearned, unresolved, confirmed/refuted."""
+    """Per-seed judgements, the first that applies: missing, unlearned, flips (within the plateau),
+    unresolved, confirmed/refuted."""
     outcome = np.where(holds, "confirmed", "refuted").astype(object)
     if resolved is not None:
         outcome[~resolved] = "unresolved"
+    if flips is not None:
+        outcome[flips] = "flips"
     if learned is not None:
         outcome[~learned] = "unlearned"
     outcome[~finite] = "missing"

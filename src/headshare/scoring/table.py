@@ -9,13 +9,27 @@ import xarray as xr
 
 from headshare import tasks
 from headshare.scoring import registry
+from headshare.scoring.convergence import CONVERGENCE_VARIABLES, gate
 from headshare.scoring.quantity import NotRun, Quantity
 from headshare.scoring.rule import Rule, decision_rule
 from headshare.scoring.selection import describe, selections
 from headshare.scoring.verdict import VERDICTS, judge, verdict_rules_markdown
 from headshare.store import ArtifactError
 
-COLUMNS = ("id", "role", "claim", "condition", "quantity", "predicted", "observed", "verdict", "reason", "figure")
+COLUMNS = (
+    "id",
+    "role",
+    "claim",
+    "condition",
+    "quantity",
+    "predicted",
+    "observed",
+    "verdict",
+    "agreement",
+    "reason",
+    "power",
+    "figure",
+)
 SEED_AXIS = "seed"
 
 
@@ -60,7 +74,7 @@ def _score_entry(entry: dict, quantity: Quantity, rule: Rule, store: xr.Dataset 
     selector = entry["condition"]
     predicted = rule.describe() + quantity.rule_note(rule)
 
-    def row(where: str, observed: str, verdict: str, reason: str, note: str = "") -> dict:
+    def row(where: str, observed: str, verdict: str, reason: str, note: str = "", agreement: str = "—", power: str = "") -> dict:
         return {
             "id": entry["id"],
             "role": entry.get("role", "preregistered"),
@@ -70,7 +84,9 @@ def _score_entry(entry: dict, quantity: Quantity, rule: Rule, store: xr.Dataset 
             "predicted": predicted + note,
             "observed": observed,
             "verdict": verdict,
+            "agreement": agreement,
             "reason": reason,
+            "power": power,
             "figure": entry["figure"],
         }
 
@@ -81,19 +97,30 @@ def _score_entry(entry: dict, quantity: Quantity, rule: Rule, store: xr.Dataset 
     if store is None:
         return [row(describe(selector), "—", "not run", f"not in this run's config: no {quantity.task} store")]
     axes = selector_axes(quantity)
-    _require(store, quantity, (*axes, SEED_AXIS, *quantity.variables))
+    _require(store, quantity, (*axes, SEED_AXIS, *CONVERGENCE_VARIABLES, *quantity.variables))
     points = selections(store, selector, axes, swept=("n_heads",) if quantity.sweeps_heads else ())
     if isinstance(points, str):
         return [row(describe(selector), "—", "not run", points)]
     rows = []
     for point in points:
+        at = store.sel(point)
         try:
-            measured = quantity.measure(store.sel(point), rule, store)
+            measured = gate(quantity.measure(at, rule, store), at)
         except NotRun as reason:
             rows.append(row(describe(point), "—", "not run", str(reason)))
             continue
-        verdict, reason = judge(measured, rule)
-        rows.append(row(describe(point), measured.observed, verdict, reason, measured.predicted_note))
+        judged = judge(measured, rule)
+        rows.append(
+            row(
+                describe(point),
+                measured.observed,
+                judged.verdict,
+                judged.reason,
+                measured.predicted_note,
+                judged.agreement,
+                judged.power,
+            )
+        )
     return rows
 
 

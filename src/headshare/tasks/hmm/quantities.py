@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from headshare.analysis.decay import geometric_mean, parity_contrast
+from headshare.analysis.decay import fit_decay, fit_decay_by_parity, geometric_mean, parity_contrast
 from headshare.scoring.convergence import FLIP_POWER, converged_seeds, plateau_steps
 from headshare.scoring.quantity import (
     Measured,
@@ -25,7 +25,7 @@ from headshare.scoring.quantity import (
     spread,
 )
 from headshare.scoring.rule import Rule
-from headshare.scoring.statistics import SeedMean, power_statement, seed_mean
+from headshare.scoring.statistics import SeedMean, power_statement, seed_mean, sequences_needed
 from headshare.store import ArtifactError
 
 _PARITIES = ["even", "odd"]
@@ -50,13 +50,18 @@ class HeadsDecision:
     """What the paired comparisons across seeds say about the claim "the minimal n_heads is ``value``".
 
     ``verdict`` is confirmed | refuted | unresolved; ``minimal`` the smallest n_heads shown to suffice (the
-    largest in the grid when no smaller one is); ``deciding`` the comparisons the verdict rests on, whose
-    widest bound is the resolution a power statement starts from."""
+    grid's largest when no smaller one is), ``settled`` whether every smaller n_heads is shown not to;
+    ``deciding`` the comparisons the verdict rests on, whose widest bound a power statement starts from."""
 
     verdict: str
     reason: str
     minimal: int
+    settled: bool
     deciding: tuple[SeedMean, ...]
+
+    @property
+    def observed(self) -> str:
+        return f"minimal n_heads {'' if self.settled else '<= '}{self.minimal}"
 
 
 def decide_heads(excess: np.ndarray, heads: np.ndarray, value: int, margin: float, se: np.ndarray) -> HeadsDecision:
@@ -65,10 +70,10 @@ def decide_heads(excess: np.ndarray, heads: np.ndarray, value: int, margin: floa
 
     k heads suffice when the gain from more heads - excess(k) - excess(n), n the n_heads > k with the lowest
     mean over seeds, paired by seed - has a one-sided 95% upper bound below ``margin``; the largest n_heads of
-    the grid suffices by default (nothing larger to compare). k heads are needed when excess(k-1) - excess(k)
-    has a one-sided 95% lower bound above 0. Confirmed when ``value`` suffices and ``value`` - 1 heads are
-    needed (or ``value`` is the grid's smallest); refuted when a smaller n_heads suffices or the gain from
-    more heads than ``value`` has a lower bound above ``margin``; otherwise unresolved."""
+    the grid suffices by default (nothing larger to compare), and k clearly does not suffice when that gain's
+    lower bound is above ``margin``. k heads are needed when excess(k-1) - excess(k) has a one-sided 95% lower
+    bound above 0. Confirmed when ``value`` suffices and ``value`` - 1 heads are needed (or ``value`` is the
+    grid's smallest); refuted when a smaller n_heads suffices or ``value`` clearly does not; else unresolved."""
     position = int(np.flatnonzero(heads == value)[0])
     means = excess.mean(axis=0)
     gains = [
@@ -77,47 +82,35 @@ def decide_heads(excess: np.ndarray, heads: np.ndarray, value: int, margin: floa
         for best in [k + 1 + int(np.argmin(means[k + 1 :]))]
     ]
     suffices = [gain.upper < margin for gain in gains] + [True]
-    minimal = int(heads[suffices.index(True)])
-    smaller = [int(heads[k]) for k in range(position) if suffices[k]]
-    if smaller:
-        gain = gains[heads.tolist().index(smaller[0])]
-        return HeadsDecision(
-            "refuted",
-            f"{smaller[0]} heads suffice: the gain from more heads is {gain.mean:.2g} nats, 95% upper bound "
-            f"{gain.upper:.2g} < margin {margin:.2g}",
-            minimal,
-            tuple(gains[:position]),
-        )
-    if position < len(gains) and gains[position].lower > margin:
-        gain = gains[position]
-        return HeadsDecision(
-            "refuted",
-            f"{value} heads do not suffice: more heads gain {gain.mean:.2g} nats, 95% lower bound "
-            f"{gain.lower:.2g} > margin {margin:.2g}",
-            minimal,
-            (gain,),
-        )
-    needed = seed_mean(excess[:, position - 1] - excess[:, position], se[:, [position - 1, position]])
+    first = suffices.index(True)
+    minimal, settled = int(heads[first]), all(gain.lower > margin for gain in gains[:first])
+    found = {"minimal": minimal, "settled": settled}
+    if first < position:
+        gain = gains[first]
+        why = f"n_heads {minimal} suffices: more heads gain {gain.mean:.2g} nats, 95% upper bound {gain.upper:.2g} < margin"
+        return HeadsDecision("refuted", f"{why} {margin:.2g}", deciding=(gain,), **found)
     own = gains[position] if position < len(gains) else None
-    deciding = tuple(gains[:position]) + ((own,) if own else ()) + ((needed,) if position else ())
-    suffice_text = (
+    if own is not None and own.lower > margin:
+        why = f"n_heads {value} does not suffice: more heads gain {own.mean:.2g} nats, 95% lower bound {own.lower:.2g}"
+        return HeadsDecision("refuted", f"{why} > margin {margin:.2g}", deciding=(own,), **found)
+    needed = seed_mean(excess[:, position - 1] - excess[:, position], se[:, [position - 1, position]]) if position else None
+    deciding = tuple(mean for mean in (own, needed) if mean is not None)
+    suffice = (
         f"more heads gain {own.mean:.2g} nats (95% upper bound {own.upper:.2g}, margin {margin:.2g})"
         if own
-        else "the grid's largest n_heads"
+        else f"n_heads {value} is the grid's largest"
     )
-    need_text = (
-        f"{heads[position - 1]} heads lose {needed.mean:.2g} nats (95% lower bound {needed.lower:.2g})"
-        if position
-        else "the grid's smallest n_heads"
+    need = (
+        f"n_heads {heads[position - 1]} loses {needed.mean:.2g} nats (95% lower bound {needed.lower:.2g})"
+        if needed
+        else f"n_heads {value} is the grid's smallest"
     )
-    if suffices[position] and (position == 0 or needed.lower > 0):
-        return HeadsDecision("confirmed", f"{value} heads suffice ({suffice_text}); {need_text}", minimal, deciding)
-    return HeadsDecision(
-        "unresolved",
-        f"neither shown: {value} heads suffice ({suffice_text}) and fewer do not ({need_text})",
-        minimal,
-        deciding,
+    if suffices[position] and (needed is None or needed.lower > 0):
+        return HeadsDecision("confirmed", f"n_heads {value} suffices: {suffice}; {need}", deciding=deciding, **found)
+    open_questions = ([] if suffices[position] else [f"whether n_heads {value} suffices: {suffice}"]) + (
+        [f"whether fewer heads are worse: {need}"] if needed is not None and needed.lower <= 0 else []
     )
+    return HeadsDecision("unresolved", "; ".join(open_questions), deciding=deciding, **found)
 
 
 def _smallest_sufficient(excess: np.ndarray, heads: np.ndarray, margin: float) -> np.ndarray:
@@ -146,7 +139,7 @@ def _minimal_heads(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> Measured
     nats, se = per_seed(point["excess_loss"], "n_heads"), per_seed(point["excess_loss_se"], "n_heads")
     normalised = per_seed(point["normalised_excess"], "n_heads")
     finite = np.all(np.isfinite(nats) & np.isfinite(se) & np.isfinite(normalised), axis=1)
-    best = np.where(finite, np.nanmin(np.where(finite[:, None], normalised, np.inf), axis=1), np.nan)
+    best = np.where(finite, np.min(np.where(finite[:, None], normalised, np.inf), axis=1), np.nan)
     learned = best <= rule.unlearned_excess
     usable = finite & learned & converged_seeds(point)
 
@@ -158,14 +151,14 @@ def _minimal_heads(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> Measured
     per_seed_minimal = [int(m) if ok else None for m, ok in zip(minimal, finite)]
     measured = Measured(
         outcomes=outcomes(minimal == value, finite=finite, learned=learned),
-        observed=f"per seed {counts(per_seed_minimal)}; best normalised excess {spread(best[usable])}",
+        observed=f"each seed's own {counts(per_seed_minimal)}; best normalised excess {spread(best[usable])}",
         explain={
             "confirmed": f"{value} is that seed's smallest n_heads within the margin of every larger one",
             "refuted": f"{value} is not that seed's smallest n_heads within the margin of every larger one",
             "unlearned": f"best {_unlearned_text(rule)}" + (f" (lowest {np.nanmin(best):.3g})" if finite.any() else ""),
             "missing": "excess_loss, excess_loss_se or normalised_excess is NaN for some n_heads",
         },
-        predicted_note=f" (margin {rule.margin:g} x stakes = {margin:.2g} nats)" if np.isfinite(margin) else "",
+        predicted_note=f" [stakes {stakes:.2g} nats, margin {margin:.2g} nats]" if np.isfinite(margin) else "",
     )
     if usable.sum() == 0:
         return measured
@@ -188,7 +181,7 @@ def _pooled_heads(
     observed minimal n_heads."""
     value = int(rule.value)  # type: ignore[arg-type]
     decision = decide_heads(nats, heads, value, margin, se)
-    observed = f"minimal n_heads {decision.minimal} over {usable.sum()} seeds"
+    observed = f"{decision.observed} over {usable.sum()} seeds"
     irreducible = float(nats.mean(axis=0).min())
     if irreducible >= stakes:
         why = (
@@ -229,18 +222,22 @@ def _flip_over_plateau(
 # ---------------------------------------------------------------------------------- decay_rate
 
 
+def _split_parity(curves: np.ndarray, rule: Rule) -> tuple[np.ndarray, np.ndarray]:
+    """(whether each curve favours one parity by ``parity_ratio``, the favoured parity: 0 even, 1 odd)."""
+    contrast = parity_contrast(curves)
+    return np.abs(contrast) >= np.log(rule.parity_ratio), np.where(contrast > 0, 0, 1)
+
+
 def _head_rates(point: xr.Dataset, rule: Rule) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per seed and head (S, H): fitted rate, CI low, CI high, and whether the head is parity-split.
 
     A parity-split head has no meaningful rate over all distances (the other parity sits near zero), so
     its rate is the fit over the parity it favours; every other head keeps the fit over all distances."""
-    contrast = parity_contrast(per_seed_heads(point["attention_distance"], point, "distance"))
-    split = np.abs(contrast) >= np.log(rule.parity_ratio)
-    favoured = np.where(contrast > 0, 0, 1)[..., None]
+    split, favoured = _split_parity(per_seed_heads(point["attention_distance"], point, "distance"), rule)
 
     def pick(full: str, by_parity: str) -> np.ndarray:
         parity = per_seed_heads(point[by_parity].sel(parity=_PARITIES), point, "parity")
-        on_favoured = np.take_along_axis(parity, favoured, axis=-1)[..., 0]
+        on_favoured = np.take_along_axis(parity, favoured[..., None], axis=-1)[..., 0]
         return np.where(split, on_favoured, per_seed_heads(point[full], point))
 
     return (
@@ -251,15 +248,53 @@ def _head_rates(point: xr.Dataset, rule: Rule) -> tuple[np.ndarray, np.ndarray, 
     )
 
 
-def _decay_rate(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> Measured:
-    rate, low, high, split = _head_rates(point, rule)
-    predicted = np.asarray(rule.value)
-    band_low, band_high = predicted - rule.tolerance, predicted + rule.tolerance
-    matched = np.zeros(rate.shape[0], dtype=bool)
-    missed = np.zeros(rate.shape[0], dtype=bool)
-    assigned = np.full((rate.shape[0], predicted.size), np.nan)
-    parity_used = np.zeros(predicted.size, dtype=bool)
-    for seed in range(rate.shape[0]):
+def _plateau_head_rates(curves: np.ndarray, rule: Rule) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The same four (S, H) arrays as :func:`_head_rates`, fitted on attention curves (S, H, distance) seen at
+    one evaluation step during training (distances >= 1; a parity-split head on its favoured parity)."""
+    split, favoured = _split_parity(curves, rule)
+    fits = np.full((3, *curves.shape[:2]), np.nan)
+    distances = np.arange(curves.shape[-1])
+    for seed, head in np.ndindex(*curves.shape[:2]):
+        curve = curves[seed, head]
+        if not np.isfinite(curve).all():
+            continue
+        if split[seed, head]:
+            by_parity = fit_decay_by_parity(curve, distances)
+            fit = by_parity.even if favoured[seed, head] == 0 else by_parity.odd
+        else:
+            fit = fit_decay(curve, distances)
+        fits[:, seed, head] = fit.rate, fit.ci_low, fit.ci_high
+    return fits[0], fits[1], fits[2], split
+
+
+@dataclass(frozen=True)
+class _RateMatch:
+    """Per seed: whether every predicted rate is matched, whether one is missed, the matched heads' rates
+    (S, predicted) and whether each predicted slot was ever met by a parity-split head."""
+
+    matched: np.ndarray
+    missed: np.ndarray
+    assigned: np.ndarray
+    parity_used: np.ndarray
+
+    @property
+    def judgement(self) -> np.ndarray:
+        """confirmed | refuted | unresolved per seed."""
+        return np.where(self.missed, "refuted", np.where(self.matched, "confirmed", "unresolved"))
+
+
+def _match_rates(rate, low, high, split, predicted: np.ndarray, tolerance: float) -> _RateMatch:
+    """Match heads to predicted rates per seed by the assignment with the smallest total difference; a rate
+    matches when its head's CI lies inside rate ± tolerance and misses when the CI lies wholly outside."""
+    band_low, band_high = predicted - tolerance, predicted + tolerance
+    seeds = rate.shape[0]
+    result = _RateMatch(
+        np.zeros(seeds, dtype=bool),
+        np.zeros(seeds, dtype=bool),
+        np.full((seeds, predicted.size), np.nan),
+        np.zeros(predicted.size, dtype=bool),
+    )
+    for seed in range(seeds):
         fitted = np.flatnonzero(np.isfinite(rate[seed]) & np.isfinite(low[seed]) & np.isfinite(high[seed]))
         if fitted.size < predicted.size:
             continue
@@ -269,26 +304,51 @@ def _decay_rate(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> Measured:
                 key=lambda heads: np.abs(rate[seed, list(heads)] - predicted).sum(),
             )
         )
-        assigned[seed] = rate[seed, order]
-        parity_used |= split[seed, order]
+        result.assigned[seed] = rate[seed, order]
+        result.parity_used[:] |= split[seed, order]
         inside = (low[seed, order] >= band_low) & (high[seed, order] <= band_high)
         outside = (high[seed, order] < band_low) | (low[seed, order] > band_high)
-        matched[seed], missed[seed] = inside.all(), outside.any()
+        result.matched[seed], result.missed[seed] = inside.all(), outside.any()
+    return result
 
+
+def _decay_flips(point: xr.Dataset, rule: Rule, final: np.ndarray) -> np.ndarray:
+    """Per seed, whether the decay fitted on ``eval_attention`` at an evaluation step of the plateau gives
+    the definite judgement opposite to the ``final`` one (steps where every head of the row recorded)."""
+    curves = per_seed_heads(point["eval_attention"], point, "eval_step", "distance")  # (S, H, T, D)
+    flips = np.zeros(curves.shape[0], dtype=bool)
+    definite = np.isin(final, ("confirmed", "refuted"))
+    predicted = np.asarray(rule.value)
+    for step in plateau_steps(np.isfinite(curves).all(axis=(0, 1, 3))):
+        there = _match_rates(*_plateau_head_rates(curves[:, :, step], rule), predicted, rule.tolerance).judgement
+        flips |= definite & np.isin(there, ("confirmed", "refuted")) & (there != final)
+    return flips
+
+
+def _decay_rate(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> Measured:
+    rate, low, high, split = _head_rates(point, rule)
+    match = _match_rates(rate, low, high, split, np.asarray(rule.value), rule.tolerance)
     r_eff = geometric_mean(point["factor_filter_decay"].transpose("factor", "step").values)
     lambdas = [float(point[f"lambda{factor}"]) for factor in (1, 2)]
     filter_note = ", ".join(f"{lam:g} -> {r:.2f}" for lam, r in zip(lambdas, r_eff))
     means = np.array(
-        [np.mean(column[np.isfinite(column)]) if np.isfinite(column).any() else np.nan for column in assigned.T]
+        [np.mean(column[np.isfinite(column)]) if np.isfinite(column).any() else np.nan for column in match.assigned.T]
     )
     like_filter = all(np.any(np.abs(mean - r_eff) <= rule.tolerance) for mean in means)
     slots = [
-        spread(assigned[:, slot]).replace(" (", " [parity fit] (" if parity_used[slot] else " (", 1)
-        for slot in range(predicted.size)
+        spread(match.assigned[:, slot]).replace(" (", " [parity fit] (" if match.parity_used[slot] else " (", 1)
+        for slot in range(len(means))
     ]
     finite, learned = _learned(point, rule)
+    widest = float(np.nanmax(high - low) / 2) if np.isfinite(high - low).any() else np.nan
     return Measured(
-        outcomes=outcomes(matched & ~missed, finite=finite, learned=learned, resolved=matched | missed),
+        outcomes=outcomes(
+            match.matched & ~match.missed,
+            finite=finite,
+            learned=learned,
+            resolved=match.matched | match.missed,
+            flips=_decay_flips(point, rule, match.judgement),
+        ),
         observed="; ".join(slots),
         explain={
             "confirmed": f"every predicted rate has a head whose CI lies inside rate ± {rule.tolerance:g}",
@@ -300,7 +360,15 @@ def _decay_rate(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> Measured:
             ),
             "unlearned": _unlearned_text(rule),
             "unresolved": "a head has no decay fit or its CI straddles the tolerance band",
+            "flips": "the decay fitted on the attention at an earlier evaluation step of the plateau gives the "
+            "opposite judgement",
             "missing": "normalised_excess is NaN",
+        },
+        power={
+            "unresolved": f"a decay CI (widest half-width {widest:.2g}) straddles rate ± {rule.tolerance:g}: needs "
+            "CIs narrower than the distance of each fitted rate from the band's edge (more evaluation "
+            "sequences narrow them as 1/sqrt(sequences); a head with no fit has too little attention beyond "
+            "distance 1)"
         },
         predicted_note=f" [lambda -> filter r_eff: {filter_note}]",
     )
@@ -312,7 +380,7 @@ def _decay_rate(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> Measured:
 def _parity_split(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> Measured:
     curves = per_seed_heads(point["attention_distance"], point, "distance")
     contrast = parity_contrast(curves)
-    count = (np.abs(contrast) >= np.log(rule.parity_ratio)).sum(axis=1)
+    count = _split_parity(curves, rule)[0].sum(axis=1)
     finite, learned = _learned(point, rule)
     finite &= np.isfinite(curves).all(axis=(1, 2))
     strongest = float(np.exp(np.nanmax(np.abs(contrast)))) if np.isfinite(contrast).any() else np.nan
@@ -359,6 +427,19 @@ def _factor_separation(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> Meas
             ),
             "missing": "ablation_factor_excess, excess_loss_se or normalised_excess is NaN",
         },
+        power={"unresolved": _damage_power(float(np.nanmin(total)), float(np.nanmax(se)), rule, store)},
+    )
+
+
+def _damage_power(damage: float, se: float, rule: Rule, store: xr.Dataset) -> str:
+    """What would resolve the smallest factor damage: a paired SE of damage / resolution_factor."""
+    if not damage > 0:
+        return "undecidable: ablating the heads does not damage a factor, so there is no share to compare"
+    target = damage / rule.resolution_factor
+    sequences = _evaluation_sequences(store)
+    return (
+        f"smallest factor damage {damage:.2g} nats; needs paired SE ≤ {target:.2g} per model, now {se:.2g} "
+        f"(≈ {sequences_needed(sequences, se, target):,} evaluation sequences, now {sequences:,})"
     )
 
 
@@ -382,24 +463,47 @@ QUANTITIES = (
     Quantity(
         name="minimal_heads",
         task="hmm",
-        variables=(*_POINT, "excess_loss", "excess_loss_se", "context_gain", "factor_older_info"),
+        variables=(
+            *_POINT,
+            "excess_loss",
+            "excess_loss_se",
+            "context_gain",
+            "factor_older_info",
+            "eval_metric",
+            "eval_metric_se",
+        ),
         measure=_minimal_heads,
         integer=True,
         sweeps_heads=True,
         requires=("condition",),
-        rule_note=lambda rule: f" (margin {rule.margin:g})",
+        rule_note=lambda rule: f" (margin {rule.margin:g} x stakes)",
         verdict="""
-            per seed, the smallest n_heads whose paired normalised excess loss lies within `margin` of the
-            best n_heads of that seed. Inconclusive when the best n_heads never learned the task (normalised
-            excess above `unlearned_excess`), or when the loss an extra head could gain - the larger of the
-            smaller factor's older-token information and the measured gain over the fewest heads - is below
-            max(margin x context gain, `resolution_factor` x paired SE).
+            compares the converged seeds' models across n_heads by their paired excess loss over the exact
+            filter (nats, `excess_loss`). The stakes are the loss an extra head could gain: the larger of the
+            smaller factor's older-token information and the measured gain over the fewest heads; the
+            equivalence margin is `margin` x stakes (0.5 by default). k heads suffice when the gain from more
+            heads - excess(k) minus the excess of the n_heads > k with the lowest mean, paired by seed - has a
+            one-sided 95% Student-t upper bound below the margin (the grid's largest n_heads suffices by
+            default); k heads are needed when excess(k-1) - excess(k) has a one-sided 95% lower bound above 0.
+            Each bound uses the between-seed SD of the paired differences / sqrt(n) with n-1 degrees of
+            freedom, never below the SE the per-model paired SEs alone imply. The observed minimal n_heads is
+            the smallest that suffices. Confirmed when the predicted n_heads suffices and one fewer is needed
+            (or it is the grid's smallest); refuted when fewer heads suffice or the gain from more heads has
+            a lower bound above the margin. Inconclusive when neither is shown (the power column gives the
+            seeds and evaluation sequences that would bring the bounds to half the margin); when the same
+            statistics on the held-out convergence batch (`eval_metric`) at an earlier evaluation step of the
+            plateau give the opposite verdict (flips within the plateau); when the best n_heads' mean excess
+            is at least the stakes (undecidable: no model comes close enough to the filter to show what an
+            extra head adds); or when """
+        + _UNLEARNED
+        + """. The agreement column counts the seeds whose own smallest n_heads within the margin of every
+            larger one is the predicted one.
         """,
     ),
     Quantity(
         name="decay_rate",
         task="hmm",
-        variables=(*_POINT, *_DECAY),
+        variables=(*_POINT, *_DECAY, "eval_attention"),
         measure=_decay_rate,
         rates=True,
         heads=1,
@@ -408,7 +512,9 @@ QUANTITIES = (
             heads are matched to the predicted rates by the assignment with the smallest total difference;
             a rate matches when its fitted CI lies inside rate ± tolerance and misses when the CI lies wholly
             outside. A parity-split head is fitted on the parity it favours. Inconclusive when a head has no
-            fit or a decay CI straddles the tolerance band, or when """
+            fit or a decay CI straddles the tolerance band; when the same judgement on the decay fitted to the
+            attention recorded at an earlier evaluation step of the plateau (`eval_attention`, distances
+            >= 1) is the opposite one (flips within the plateau); or when """
         + _UNLEARNED
         + """. The exact filter's effective decay r_eff is printed beside lambda: at strong emissions it is
             faster than lambda.
@@ -438,7 +544,8 @@ QUANTITIES = (
         verdict="""
             mean share of each factor's ablation damage carried by its own head (best assignment): 1 is full
             separation, 1/n_heads identical heads. Inconclusive when a factor's total ablation damage is
-            below `resolution_factor` x paired SE, or when """
+            below `resolution_factor` x paired SE (the power column gives the evaluation sequences that
+            would resolve it; paired SE scales as 1/sqrt(sequences)), or when """
         + _UNLEARNED
         + ".",
     ),
