@@ -129,7 +129,7 @@ def test_defaults_fill_rules_and_entries_may_override():
     document["predictions"][0]["rule"]["margin"] = 0.05
     validated = validate_predictions(document)
     first, second = (decision_rule(validated, entry) for entry in validated["predictions"][:2])
-    assert (first.margin, second.margin) == (0.05, 0.01)
+    assert (first.margin, second.margin) == (0.05, 0.5)
     assert (second.seed_majority, second.unlearned_excess, second.resolution_factor) == (0.5, 0.2, 3.0)
     assert second.value == (0.7,) and second.tolerance == 0.05
 
@@ -218,6 +218,8 @@ MALFORMED = [
     ),
     ("predictions.25.condition.condition", "m3_0.7_m3_0.7", r"selector 'condition' does not apply to readoff_accuracy"),
     ("predictions.0.role", "hunch", r"role = 'hunch'.*preregistered.*extension"),
+    ("defaults.margin", 0.0, r"defaults\.margin = 0\.0.*less than or equal to the minimum of 0"),
+    ("defaults.margin", 1.5, r"defaults\.margin = 1\.5.*greater than the maximum of 1"),
     ("defaults.seed_majority", 1.0, r"defaults\.seed_majority = 1\.0.*greater than or equal to the maximum of 1"),
     ("defaults.parity_ratio", 1, r"parity_ratio = 1.*exclusiveMinimum 1"),
     ("version", DELETE, r"'version' is a required property"),

@@ -10,6 +10,7 @@ import pytest
 from headshare import tasks
 from headshare.predictions import load_predictions
 from headshare.scoring import quantities, verdict_rules_markdown
+from headshare.scoring.convergence import CONVERGENCE_VARIABLES
 from headshare.scoring.readme import rules_block, with_rules
 from headshare.scoring.registry import get, task_quantities
 
@@ -28,6 +29,12 @@ def test_each_quantity_reads_variables_its_task_store_declares():
     for quantity in quantities().values():
         contract = tasks.get(quantity.task).combined_store
         assert set(quantity.variables) - set(contract.variables) <= CONDITION_COORDS, quantity.name
+
+
+def test_every_task_store_declares_the_convergence_evidence_scoring_gates_on():
+    for task in tasks.all_tasks():
+        missing = set(CONVERGENCE_VARIABLES) - set(task.combined_store.variables)
+        assert not missing, f"the {task.name} store contract lacks {sorted(missing)}"
 
 
 def test_quantities_come_from_their_task_folders():
@@ -97,6 +104,8 @@ def test_rules_name_every_verdict_and_every_quantity_once():
     rules = verdict_rules_markdown()
     for verdict in ("confirmed / refuted", "inconclusive", "infeasible", "not run"):
         assert rules.count(f"**{verdict}**") == 1
+    for column in ("`agreement`", "`power`", "`converged`", "`max_steps`"):
+        assert column in rules
     for name, quantity in quantities().items():
         assert rules.count(f"- *{name}* ({quantity.task}): ") == 1
 

@@ -19,7 +19,9 @@ from headshare.scoring.quantity import Measured
 
 CONVERGENCE_VARIABLES = ("converged", "steps_trained")
 PLATEAU_FRACTION = 0.25  # the convergence window: the last quarter of the evaluations
-FLIP_POWER = "the verdict is not yet stable: needs longer training, until it holds over the whole plateau (raise max_steps)"
+FLIP_POWER = (
+    "the verdict is not yet stable: needs longer training, until it holds over the whole plateau (raise max_steps)"
+)
 
 
 def converged_seeds(point: xr.Dataset) -> np.ndarray:

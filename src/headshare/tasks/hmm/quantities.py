@@ -87,13 +87,14 @@ def decide_heads(excess: np.ndarray, heads: np.ndarray, value: int, margin: floa
     found = {"minimal": minimal, "settled": settled}
     if first < position:
         gain = gains[first]
-        why = f"n_heads {minimal} suffices: more heads gain {gain.mean:.2g} nats, 95% upper bound {gain.upper:.2g} < margin"
-        return HeadsDecision("refuted", f"{why} {margin:.2g}", deciding=(gain,), **found)
+        why = f"n_heads {minimal} suffices: more heads gain {gain.mean:.2g} nats, 95% upper bound {gain.upper:.2g}"
+        return HeadsDecision("refuted", f"{why} < margin {margin:.2g}", deciding=(gain,), **found)
     own = gains[position] if position < len(gains) else None
     if own is not None and own.lower > margin:
-        why = f"n_heads {value} does not suffice: more heads gain {own.mean:.2g} nats, 95% lower bound {own.lower:.2g}"
-        return HeadsDecision("refuted", f"{why} > margin {margin:.2g}", deciding=(own,), **found)
-    needed = seed_mean(excess[:, position - 1] - excess[:, position], se[:, [position - 1, position]]) if position else None
+        why = f"n_heads {value} does not suffice: more heads gain {own.mean:.2g} nats, 95% lower bound"
+        return HeadsDecision("refuted", f"{why} {own.lower:.2g} > margin {margin:.2g}", deciding=(own,), **found)
+    fewer = [position - 1, position]
+    needed = seed_mean(excess[:, fewer[0]] - excess[:, position], se[:, fewer]) if position else None
     deciding = tuple(mean for mean in (own, needed) if mean is not None)
     suffice = (
         f"more heads gain {own.mean:.2g} nats (95% upper bound {own.upper:.2g}, margin {margin:.2g})"
@@ -125,7 +126,7 @@ def _evaluation_sequences(store: xr.Dataset) -> int:
     try:
         return int(json.loads(store.attrs["config"])["hmm"]["eval_sequences"])
     except (KeyError, TypeError, ValueError):
-        raise ArtifactError("the hmm store's attrs lack config.hmm.eval_sequences, needed for a power statement") from None
+        raise ArtifactError("the hmm store's attrs lack config.hmm.eval_sequences (for a power statement)") from None
 
 
 def _minimal_heads(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> Measured:
