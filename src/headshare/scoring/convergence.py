@@ -45,7 +45,7 @@ def gate(measured: Measured, point: xr.Dataset) -> Measured:
     if converged.all():
         return measured
     outcomes = [
-        outcome if ok or outcome == "missing" else "unconverged" for outcome, ok in zip(measured.outcomes, converged)
+        outcome if ok or outcome == "missing" else "unconverged" for outcome, ok in zip(measured.outcomes, converged, strict=True)
     ]
     steps = point["steps_trained"].where(point["converged"] != 1).max().item()
     trained = f"{steps:.0f} steps" if np.isfinite(steps) else "its training"

@@ -149,7 +149,7 @@ def _minimal_heads(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> Measured
     stakes = float(np.fmax(older, measured_gain))
     margin = rule.margin * stakes
     minimal = np.where(finite, _smallest_sufficient(np.nan_to_num(nats), heads, margin), 0)
-    per_seed_minimal = [int(m) if ok else None for m, ok in zip(minimal, finite)]
+    per_seed_minimal = [int(m) if ok else None for m, ok in zip(minimal, finite, strict=True)]
     measured = Measured(
         outcomes=outcomes(minimal == value, finite=finite, learned=learned),
         observed=f"each seed's own {counts(per_seed_minimal)}; best normalised excess {spread(best[usable])}",
