@@ -80,6 +80,30 @@ def _with_layers(store: xr.Dataset, n_layers: Sequence[int], improving: Sequence
     return store.drop_vars(per_model).assign(deep.data_vars).assign_coords(layer=layer.values)
 
 
+EVAL_STEPS = np.arange(100, 1300, 100)
+
+
+def _with_training(store: xr.Dataset, metric: str, curves: dict[str, str] | None = None) -> xr.Dataset:
+    """Add every model's training record: converged after 1200 steps, its held-out metric falling as
+    ``metric`` + 0.05 (100 / step) onto the plateau ``metric``, and each ``curves`` variable (eval name ->
+    final variable) constant over training."""
+    final = store[metric]
+    steps = xr.DataArray(EVAL_STEPS, dims="eval_step", coords={"eval_step": EVAL_STEPS})
+    curve = final + 0.05 * (100.0 / steps)
+    models = final.notnull()
+    extra = {name: store[source].expand_dims(eval_step=EVAL_STEPS) for name, source in (curves or {}).items()}
+    return store.assign(
+        converged=models.astype(float),
+        steps_trained=xr.full_like(final, float(EVAL_STEPS[-1])),
+        plateau=curve.isel(eval_step=slice(-4, None)).mean("eval_step"),
+        plateau_se=xr.full_like(final, 1e-4),
+        convergence_fall=xr.full_like(final, 1e-4),
+        eval_metric=curve,
+        eval_metric_se=xr.full_like(curve, 1e-4),
+        **extra,
+    )
+
+
 def _following(store: xr.Dataset, contract: StoreContract) -> xr.Dataset:
     """``store`` with every variable's dims in the contract's order, checked against the contract: it holds
     exactly the contract's variables, so a reader tested on it cannot rely on one the real stores lack."""
@@ -225,7 +249,8 @@ def synthetic_hmm_store(
     }
     store = xr.Dataset(data, coords=coords, attrs={"task": "hmm", "context": context, "synthetic": 1})
     losses = ("excess_loss", "excess_loss_se", "normalised_excess", "factor_excess_loss")
-    return _following(_with_layers(store, n_layers, losses), HMM_CONTRACT)
+    deep = _with_layers(store, n_layers, losses)
+    return _following(_with_training(deep, "excess_loss", {"eval_attention": "attention_distance"}), HMM_CONTRACT)
 
 
 def synthetic_readoff_store(
@@ -291,7 +316,7 @@ def synthetic_readoff_store(
         },
         attrs={"task": "readoff", "synthetic": 1},
     )
-    return _following(store, READOFF_CONTRACT)
+    return _following(_with_training(store, "loss", {"eval_accuracy": "accuracy"}), READOFF_CONTRACT)
 
 
 GD_LOSS, ZERO_LOSS, GD_ETA = 0.2061, 10.0 / 24.0, 6.06
@@ -336,7 +361,7 @@ def synthetic_regression_store(
         },
     )
     losses = ("loss", "gd_loss_ratio", "prediction_l2", "final_train_loss")
-    return _following(_with_layers(store, n_layers, losses), REGRESSION_CONTRACT)
+    return _following(_with_training(_with_layers(store, n_layers, losses), "gd_loss_ratio"), REGRESSION_CONTRACT)
 
 
 def synthetic_belief_store(
