@@ -53,6 +53,24 @@ FIGURES = (
         split=("loss", "d_head", "n_layers"),
     ),
     FigureSpec(
+        name="decay_phase",
+        task="hmm",
+        title="Attention decay of the head matched to each factor, divided by |λ| and by the exact filter's "
+        "r_eff, vs emission fidelity (points: mean over seeds, bars: min-max over seeds)",
+        caption=(
+            "The fitted attention decay rate (distances >= 1; a parity-split head on the parity it favours) of "
+            "the head matched to each factor, as the filter_decay prediction matches them, divided by the "
+            "factor's |lambda| (left of each pair) and by the exact filter's geometric-mean effective decay "
+            "r_eff (right), against emission fidelity a; colour = number of heads, marker = factor, mean over "
+            "seeds with min-max bars; two panels per condition, one file per loss positions, head size and "
+            "number of layers. Ratios to |lambda| approach 1 only as a approaches 1/3, where the filter itself "
+            "forgets at |lambda|; ratios to r_eff stay near 1 at every a if attention tracks the filter."
+        ),
+        draw=drawn_by(_PLOTS, "decay_phase"),
+        facets=("condition", "a", "n_heads"),
+        split=("loss", "d_head", "n_layers"),
+    ),
+    FigureSpec(
         name="excess_heatmap",
         task="hmm",
         title="Normalised excess loss (L_model − L_opt) / (L_unigram − L_opt) vs number of heads; 0 = exact "

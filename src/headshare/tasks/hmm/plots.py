@@ -7,6 +7,7 @@ seed and head), never chosen.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import xarray as xr
+import yaml
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -25,6 +27,8 @@ from headshare.analysis.decay import geometric_mean
 from headshare.figures.canvas import finite_max, panel_grid, side_legend
 from headshare.figures.heads import heads_legend_title, stack_heads
 from headshare.figures.spec import format_value
+from headshare.predictions import PREDICTIONS_SCHEMA
+from headshare.tasks.hmm.quantities import matched_factor_rates
 
 _FACTOR_STYLES = (  # (colour, dash pattern) of the |lambda_k| reference of factor k
     ("0.2", (0, (5, 2))),
@@ -192,6 +196,77 @@ def decay_rates(store: xr.Dataset, fixed: Mapping[str, Any]) -> Figure:
                        label=f"layer = {layer}") for layer in range(n_layers)]
     handles += _lambda_handles()
     handles.append(Line2D([], [], color="black", marker="s", ms=3, label="exact filter (geometric-mean r_eff)"))
+    side_legend(fig, handles, "heads of models with")
+    return fig
+
+
+# ---------------------------------------------------------------------------------- decay phase
+_FACTOR_MARKERS = ("o", "s")
+_FACTOR_LINES = ("-", "--")
+_PHASE_REFERENCES = ("|λ|", "filter r_eff")
+
+
+def _default_parity_ratio() -> float:
+    """The predictions file's default ``parity_ratio``, from its schema: the figure splits heads as scoring does."""
+    schema = yaml.safe_load(PREDICTIONS_SCHEMA.read_text())
+    return float(schema["properties"]["defaults"]["properties"]["parity_ratio"]["default"])
+
+
+def phase_ratios(store: xr.Dataset, condition: Any, parity_ratio: float) -> np.ndarray:
+    """(reference, n_heads, a, seed, factor): the decay of the head matched to each factor divided by the
+    factor's |lambda| (reference 0) and by its exact filter's geometric-mean r_eff (reference 1)."""
+    row = store.sel(condition=condition)
+    magnitudes = np.abs([float(row["lambda1"]), float(row["lambda2"])])
+    heads, fidelities = row["n_heads"].values, row["a"].values
+    ratios = np.full((2, heads.size, fidelities.size, row.sizes["seed"], 2), np.nan)
+    for (h, n_heads), (j, a) in itertools.product(enumerate(heads), enumerate(fidelities)):
+        cell = row.sel(n_heads=n_heads, a=a)
+        rates = matched_factor_rates(cell, parity_ratio)
+        r_eff = geometric_mean(cell["factor_filter_decay"].transpose("factor", "step").values)
+        ratios[:, h, j] = rates / magnitudes, rates / r_eff
+    return ratios
+
+
+def _over_seeds(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, min and max over the first axis of the finite values (NaN where there are none)."""
+    finite = np.isfinite(values)
+    count = finite.sum(axis=0)
+    mean = np.where(count > 0, np.where(finite, values, 0.0).sum(axis=0) / np.maximum(count, 1), np.nan)
+    return mean, np.fmin.reduce(values, axis=0), np.fmax.reduce(values, axis=0)
+
+
+def decay_phase(store: xr.Dataset, fixed: Mapping[str, Any]) -> Figure:
+    """Matched heads' decay / |lambda| and / r_eff against a, hue = n_heads, marker = factor; two panels
+    per condition."""
+    a_values = store["a"].values.astype(np.float64)
+    order = np.argsort(a_values)
+    spacing = np.min(np.diff(np.sort(a_values))) if a_values.size > 1 else 0.1
+    n_heads_values = store["n_heads"].values
+    palette = sns.color_palette("colorblind", n_heads_values.size)
+    slots = n_heads_values.size * 2
+    offsets = (np.arange(slots) - (slots - 1) / 2) * 0.6 * spacing / slots
+    parity_ratio = _default_parity_ratio()
+    conditions = store["condition"].values
+    fig, axes = panel_grid(2 * len(conditions), legend=True)
+    for i, condition in enumerate(conditions):
+        ratios = phase_ratios(store, condition, parity_ratio)
+        for reference, ax in enumerate(axes[2 * i : 2 * i + 2]):
+            for (h, colour), factor in itertools.product(enumerate(palette), range(2)):
+                mean, low, high = _over_seeds(ratios[reference, h, :, :, factor].T)
+                x = a_values + offsets[2 * h + factor]
+                ax.errorbar(x[order], mean[order], yerr=[(mean - low)[order], (high - mean)[order]], color=colour,
+                            marker=_FACTOR_MARKERS[factor], ls=_FACTOR_LINES[factor], ms=3, lw=1.0,
+                            elinewidth=0.8)
+            ax.axhline(1.0, color="0.4", lw=0.9, ls=":")
+            ax.set_xticks(a_values, labels=[format_value(a) for a in a_values])
+            ax.set_xlabel("a (emission fidelity)")
+            ax.set_title(_condition_title(store, condition, f"decay ÷ {_PHASE_REFERENCES[reference]}"))
+    fig.supylabel("fitted decay of the matched head / reference (dimensionless)")
+    handles = [Line2D([], [], color=c, marker="o", ls="", label=f"n_heads = {format_value(h)}")
+               for h, c in zip(n_heads_values, palette)]
+    handles += [Line2D([], [], color="0.3", marker=m, ls=ls, label=f"factor {k}")
+                for k, (m, ls) in enumerate(zip(_FACTOR_MARKERS, _FACTOR_LINES), start=1)]
+    handles.append(Line2D([], [], color="0.4", ls=":", label="ratio 1 (decay = reference)"))
     side_legend(fig, handles, "heads of models with")
     return fig
 

@@ -223,18 +223,18 @@ def _flip_over_plateau(
 # ---------------------------------------------------------------------------------- decay_rate
 
 
-def _split_parity(curves: np.ndarray, rule: Rule) -> tuple[np.ndarray, np.ndarray]:
+def _split_parity(curves: np.ndarray, parity_ratio: float) -> tuple[np.ndarray, np.ndarray]:
     """(whether each curve favours one parity by ``parity_ratio``, the favoured parity: 0 even, 1 odd)."""
     contrast = parity_contrast(curves)
-    return np.abs(contrast) >= np.log(rule.parity_ratio), np.where(contrast > 0, 0, 1)
+    return np.abs(contrast) >= np.log(parity_ratio), np.where(contrast > 0, 0, 1)
 
 
-def _head_rates(point: xr.Dataset, rule: Rule) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _head_rates(point: xr.Dataset, parity_ratio: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per seed and head (S, H): fitted rate, CI low, CI high, and whether the head is parity-split.
 
     A parity-split head has no meaningful rate over all distances (the other parity sits near zero), so
     its rate is the fit over the parity it favours; every other head keeps the fit over all distances."""
-    split, favoured = _split_parity(per_seed_heads(point["attention_distance"], point, "distance"), rule)
+    split, favoured = _split_parity(per_seed_heads(point["attention_distance"], point, "distance"), parity_ratio)
 
     def pick(full: str, by_parity: str) -> np.ndarray:
         parity = per_seed_heads(point[by_parity].sel(parity=_PARITIES), point, "parity")
@@ -249,10 +249,10 @@ def _head_rates(point: xr.Dataset, rule: Rule) -> tuple[np.ndarray, np.ndarray, 
     )
 
 
-def _plateau_head_rates(curves: np.ndarray, rule: Rule) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _plateau_head_rates(curves: np.ndarray, parity_ratio: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The same four (S, H) arrays as :func:`_head_rates`, fitted on attention curves (S, H, distance) seen at
     one evaluation step during training (distances >= 1; a parity-split head on its favoured parity)."""
-    split, favoured = _split_parity(curves, rule)
+    split, favoured = _split_parity(curves, parity_ratio)
     fits = np.full((3, *curves.shape[:2]), np.nan)
     distances = np.arange(curves.shape[-1])
     for seed, head in np.ndindex(*curves.shape[:2]):
@@ -270,8 +270,8 @@ def _plateau_head_rates(curves: np.ndarray, rule: Rule) -> tuple[np.ndarray, np.
 
 @dataclass(frozen=True)
 class _RateMatch:
-    """Per seed: whether every predicted rate is matched, whether one is missed, the matched heads' rates
-    (S, predicted) and whether each predicted slot was ever met by a parity-split head."""
+    """Per seed: whether every target rate is matched, whether one is missed, the matched heads' rates
+    (S, target) and whether each target slot was ever met by a parity-split head."""
 
     matched: np.ndarray
     missed: np.ndarray
@@ -284,27 +284,29 @@ class _RateMatch:
         return np.where(self.missed, "refuted", np.where(self.matched, "confirmed", "unresolved"))
 
 
-def _match_rates(rate, low, high, split, predicted: np.ndarray, tolerance: float) -> _RateMatch:
-    """Match heads to predicted rates per seed by the assignment with the smallest total difference; a rate
-    matches when its head's CI lies inside rate ± tolerance and misses when the CI lies wholly outside."""
-    band_low, band_high = predicted - tolerance, predicted + tolerance
-    seeds = rate.shape[0]
+def _match_rates(rate, low, high, split, targets: np.ndarray, tolerance: float) -> _RateMatch:
+    """Match heads to target rates per seed by the assignment with the smallest total difference; a rate
+    matches when its head's CI lies inside rate ± tolerance and misses when the CI lies wholly outside.
+
+    Each target gets its own head; only a model with fewer heads than targets shares them (every head
+    must then have a fit), as one head serving two factors that forget alike."""
+    band_low, band_high = targets - tolerance, targets + tolerance
+    seeds, heads = rate.shape
+    shared = heads < targets.size
     result = _RateMatch(
         np.zeros(seeds, dtype=bool),
         np.zeros(seeds, dtype=bool),
-        np.full((seeds, predicted.size), np.nan),
-        np.zeros(predicted.size, dtype=bool),
+        np.full((seeds, targets.size), np.nan),
+        np.zeros(targets.size, dtype=bool),
     )
     for seed in range(seeds):
         fitted = np.flatnonzero(np.isfinite(rate[seed]) & np.isfinite(low[seed]) & np.isfinite(high[seed]))
-        if fitted.size < predicted.size:
+        if fitted.size < min(targets.size, heads):
             continue
-        order = list(
-            min(
-                itertools.permutations(fitted, predicted.size),
-                key=lambda heads: np.abs(rate[seed, list(heads)] - predicted).sum(),
-            )
+        candidates = (
+            itertools.product(fitted, repeat=targets.size) if shared else itertools.permutations(fitted, targets.size)
         )
+        order = list(min(candidates, key=lambda chosen: np.abs(rate[seed, list(chosen)] - targets).sum()))
         result.assigned[seed] = rate[seed, order]
         result.parity_used[:] |= split[seed, order]
         inside = (low[seed, order] >= band_low) & (high[seed, order] <= band_high)
@@ -313,66 +315,145 @@ def _match_rates(rate, low, high, split, predicted: np.ndarray, tolerance: float
     return result
 
 
-def _decay_flips(point: xr.Dataset, rule: Rule, final: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class _DecayTargets:
+    """What a decay quantity matches the heads to: one rate per slot with the band's half-width, how the
+    texts name a slot (``slot``, e.g. "predicted rate") and its value (``value``, e.g. "rate"), per-slot
+    labels for the observed column (none: unlabelled), the rates the heads may match instead with what that
+    would mean, and the variables whose NaN makes the measurement missing."""
+
+    rates: np.ndarray
+    tolerance: float
+    slot: str
+    value: str
+    labels: tuple[str, ...]
+    instead: np.ndarray
+    instead_note: str
+    needs: str
+
+
+def _filter_rates(point: xr.Dataset) -> np.ndarray:
+    """Each factor's exact-filter effective decay r_eff: the geometric mean of its per-step ratios."""
+    return geometric_mean(point["factor_filter_decay"].transpose("factor", "step").values)
+
+
+def _lambdas(point: xr.Dataset) -> np.ndarray:
+    """The two factors' eigenvalues at this condition."""
+    return np.array([float(point[f"lambda{factor}"]) for factor in (1, 2)])
+
+
+def _filter_note(point: xr.Dataset) -> str:
+    """' [lambda -> filter r_eff: 0.7 -> 0.32, ...]': each factor's eigenvalue beside its filter's decay."""
+    pairs = ", ".join(f"{lam:g} -> {r:.2f}" for lam, r in zip(_lambdas(point), _filter_rates(point), strict=True))
+    return f" [lambda -> filter r_eff: {pairs}]"
+
+
+def _decay_flips(point: xr.Dataset, rule: Rule, targets: _DecayTargets, final: np.ndarray) -> np.ndarray:
     """Per seed, whether the decay fitted on ``eval_attention`` at an evaluation step of the plateau gives
     the definite judgement opposite to the ``final`` one (steps where every head of the row recorded)."""
     curves = per_seed_heads(point["eval_attention"], point, "eval_step", "distance")  # (S, H, T, D)
     flips = np.zeros(curves.shape[0], dtype=bool)
     definite = np.isin(final, ("confirmed", "refuted"))
-    predicted = np.asarray(rule.value)
     for step in plateau_steps(np.isfinite(curves).all(axis=(0, 1, 3))):
-        there = _match_rates(*_plateau_head_rates(curves[:, :, step], rule), predicted, rule.tolerance).judgement
+        rates = _plateau_head_rates(curves[:, :, step], rule.parity_ratio)
+        there = _match_rates(*rates, targets.rates, targets.tolerance).judgement
         flips |= definite & np.isin(there, ("confirmed", "refuted")) & (there != final)
     return flips
 
 
-def _decay_rate(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> Measured:
-    rate, low, high, split = _head_rates(point, rule)
-    match = _match_rates(rate, low, high, split, np.asarray(rule.value), rule.tolerance)
-    r_eff = geometric_mean(point["factor_filter_decay"].transpose("factor", "step").values)
-    lambdas = [float(point[f"lambda{factor}"]) for factor in (1, 2)]
-    filter_note = ", ".join(f"{lam:g} -> {r:.2f}" for lam, r in zip(lambdas, r_eff))
+def _matched_decay(point: xr.Dataset, rule: Rule, targets: _DecayTargets) -> Measured:
+    """Judge each seed by matching its heads' fitted decay to ``targets`` (CI inside / wholly outside the
+    band), re-checked on the attention recorded over the plateau."""
+    rate, low, high, split = _head_rates(point, rule.parity_ratio)
+    match = _match_rates(rate, low, high, split, targets.rates, targets.tolerance)
     means = np.array(
         [np.mean(column[np.isfinite(column)]) if np.isfinite(column).any() else np.nan for column in match.assigned.T]
     )
-    like_filter = all(np.any(np.abs(mean - r_eff) <= rule.tolerance) for mean in means)
+    like_instead = all(np.any(np.abs(mean - targets.instead) <= targets.tolerance) for mean in means)
     slots = [
-        spread(match.assigned[:, slot]).replace(" (", " [parity fit] (" if match.parity_used[slot] else " (", 1)
+        (f"{targets.labels[slot]}: " if targets.labels else "")
+        + spread(match.assigned[:, slot]).replace(" (", " [parity fit] (" if match.parity_used[slot] else " (", 1)
         for slot in range(len(means))
     ]
     finite, learned = _learned(point, rule)
+    finite &= bool(np.isfinite(targets.rates).all())
     widest = float(np.nanmax(high - low) / 2) if np.isfinite(high - low).any() else np.nan
+    band = f"{targets.value} ± {targets.tolerance:g}"
     return Measured(
         outcomes=outcomes(
             match.matched & ~match.missed,
             finite=finite,
             learned=learned,
             resolved=match.matched | match.missed,
-            flips=_decay_flips(point, rule, match.judgement),
+            flips=_decay_flips(point, rule, targets, match.judgement),
         ),
         observed="; ".join(slots),
         explain={
-            "confirmed": f"every predicted rate has a head whose CI lies inside rate ± {rule.tolerance:g}",
-            "refuted": f"a predicted rate's matched head has its CI wholly outside rate ± {rule.tolerance:g}"
-            + (
-                "; the rates match the exact filter's r_eff instead (the lambda law belongs to weak emissions)"
-                if like_filter
-                else ""
-            ),
+            "confirmed": f"every {targets.slot} is matched by a head whose CI lies inside {band}",
+            "refuted": f"the head matched to a {targets.slot} has its CI wholly outside {band}"
+            + (f"; {targets.instead_note}" if like_instead else ""),
             "unlearned": _unlearned_text(rule),
             "unresolved": "a head has no decay fit or its CI straddles the tolerance band",
             "flips": "the decay fitted on the attention at an earlier evaluation step of the plateau gives the "
             "opposite judgement",
-            "missing": "normalised_excess is NaN",
+            "missing": f"{targets.needs} is NaN",
         },
         power={
-            "unresolved": f"a decay CI (widest half-width {widest:.2g}) straddles rate ± {rule.tolerance:g}: needs "
+            "unresolved": f"a decay CI (widest half-width {widest:.2g}) straddles {band}: needs "
             "CIs narrower than the distance of each fitted rate from the band's edge (more evaluation "
             "sequences narrow them as 1/sqrt(sequences); a head with no fit has too little attention beyond "
             "distance 1)"
         },
-        predicted_note=f" [lambda -> filter r_eff: {filter_note}]",
+        predicted_note=_filter_note(point),
     )
+
+
+def _decay_rate(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> Measured:
+    targets = _DecayTargets(
+        rates=np.asarray(rule.value),
+        tolerance=rule.tolerance,
+        slot="predicted rate",
+        value="rate",
+        labels=(),
+        instead=_filter_rates(point),
+        instead_note="the rates match the exact filter's r_eff instead (the lambda law belongs to weak emissions)",
+        needs="normalised_excess",
+    )
+    return _matched_decay(point, rule, targets)
+
+
+# -------------------------------------------------------------------------------- filter_decay
+
+
+def _filter_band(rule: Rule) -> float:
+    """The tolerance band of a filter_decay rule: its value, with op '<=' (|fitted - r_eff| <= band)."""
+    band = rule.value
+    if rule.op != "<=" or not isinstance(band, float) or not 0 < band < 1:
+        raise ValueError(
+            f"filter_decay needs rule op '<=' and value a tolerance band in (0, 1), got {rule.op} {band!r}"
+        )
+    return band
+
+
+def _filter_decay(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> Measured:
+    targets = _DecayTargets(
+        rates=_filter_rates(point),
+        tolerance=_filter_band(rule),
+        slot="factor's filter r_eff",
+        value="r_eff",
+        labels=("factor 1", "factor 2"),
+        instead=np.abs(_lambdas(point)),
+        instead_note="the rates match |lambda| instead",
+        needs="normalised_excess or factor_filter_decay",
+    )
+    return _matched_decay(point, rule, targets)
+
+
+def matched_factor_rates(point: xr.Dataset, parity_ratio: float) -> np.ndarray:
+    """(seed, factor): the fitted decay of the head matched to each factor's filter r_eff, as filter_decay
+    matches them (NaN where a seed's heads lack fits); the decay_phase figure draws these."""
+    rate, low, high, split = _head_rates(point, parity_ratio)
+    return _match_rates(rate, low, high, split, _filter_rates(point), tolerance=0.0).assigned
 
 
 # -------------------------------------------------------------------------------- parity_split
@@ -381,7 +462,7 @@ def _decay_rate(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> Measured:
 def _parity_split(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> Measured:
     curves = per_seed_heads(point["attention_distance"], point, "distance")
     contrast = parity_contrast(curves)
-    count = _split_parity(curves, rule)[0].sum(axis=1)
+    count = _split_parity(curves, rule.parity_ratio)[0].sum(axis=1)
     finite, learned = _learned(point, rule)
     finite &= np.isfinite(curves).all(axis=(1, 2))
     strongest = float(np.exp(np.nanmax(np.abs(contrast)))) if np.isfinite(contrast).any() else np.nan
@@ -519,6 +600,25 @@ QUANTITIES = (
         + _UNLEARNED
         + """. The exact filter's effective decay r_eff is printed beside lambda: at strong emissions it is
             faster than lambda.
+        """,
+    ),
+    Quantity(
+        name="filter_decay",
+        task="hmm",
+        variables=(*_POINT, *_DECAY, "eval_attention"),
+        measure=_filter_decay,
+        heads=1,
+        requires=("condition",),
+        rule_note=lambda rule: " (|fitted decay - the factor's filter r_eff|)",
+        verdict="""
+            the rule's value is a tolerance band (op '<='). Each factor's target is the exact filter's effective
+            decay r_eff at the model's condition and a: the geometric mean over distance steps n of
+            S(n+1)/S(n), S(n) the mean total-variation change of the filter's next-token prediction when the
+            token at distance n is resampled (`factor_filter_decay`). Heads are matched to the factors and
+            judged as for decay_rate, with r_eff in place of the predicted rates; a model with fewer heads
+            than factors shares its heads between them. Inconclusive in the same cases as decay_rate, or when
+            r_eff is NaN. The refuted reason says when the heads match |lambda| instead; the filter reaches
+            |lambda| only as a approaches 1/3.
         """,
     ),
     Quantity(
