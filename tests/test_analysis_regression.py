@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from headshare.analysis.regression import gd_query_gradient, input_gradient_cosine, prediction_l2
+from headshare.analysis.regression import (
+    gd_query_gradient,
+    input_gradient_cosine,
+    prediction_l2,
+)
 from headshare.tasks.regression.sampler import sample_regression
 
 

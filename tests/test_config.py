@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from headshare.config import ConfigError, load_config, validate_config
-
 from helpers.configs import deep_merge, default_config
 from helpers.paths import PROJECT_ROOT, SMOKE_CONFIG
+
+from headshare.config import ConfigError, load_config, validate_config
 
 
 def test_shipped_configs_are_valid():

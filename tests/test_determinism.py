@@ -15,7 +15,6 @@ import xarray as xr
 
 from headshare.store import open_store
 
-
 TESTS = Path(__file__).resolve().parent
 PROVENANCE = ("config", "parameters", "package_versions", "git_revision")
 

@@ -6,7 +6,6 @@ import math
 import numpy as np
 import pytest
 
-from headshare.tasks.hmm.sampler import sample_hmm
 from headshare.tasks.hmm.exact import (
     conditional_entropies,
     effective_decay,
@@ -16,6 +15,7 @@ from headshare.tasks.hmm.exact import (
     product_conditional_entropies,
 )
 from headshare.tasks.hmm.processes import HMM, ProcessError, mess3, product, two_state
+from headshare.tasks.hmm.sampler import sample_hmm
 
 
 def sequence_probability(hmm: HMM, sequence) -> float:

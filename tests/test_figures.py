@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,22 +10,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-import yaml
-from helpers.configs import deep_merge, default_config
-from helpers.paths import SWEEP_CONFIG
+from helpers.figure_checks import (
+    MAX_HEIGHT,
+    grid_of,
+    shown_texts,
+    shows,
+)
 from helpers.synthetic import (
     DEFAULT_CONDITIONS,
-    ConditionSpec,
     synthetic_belief_store,
     synthetic_hmm_store,
     synthetic_readoff_store,
     synthetic_regression_store,
 )
-from matplotlib.figure import Figure
 from matplotlib.image import imread
 
-from headshare import figures, tasks
-from headshare.config import validate_config
+from headshare import figures
 from headshare.figures.canvas import MAX_WIDTH, panel_grid
 from headshare.figures.heads import stack_heads
 from headshare.figures.render import draw_page, figures_folder, render
@@ -35,22 +34,11 @@ from headshare.store import write_store
 from headshare.tasks.hmm.plots import rank_heads_by_factor, reference_decay_curve
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-MAX_HEIGHT = 24.0  # inches: a tall page, still one screen-scroll per figure
 
 
 # ------------------------------------------------------------------------------ synthetic stores
-def synthetic_store(task: str, grid: dict[str, tuple], conditions=DEFAULT_CONDITIONS) -> xr.Dataset:
-    """A combined store of ``task`` over ``grid`` (the axes each builder takes)."""
-    shape = {"n_layers": grid["n_layers"], "n_heads": grid["n_heads"], "d_head": grid["d_head"], "seeds": grid["seed"]}
-    if task == "hmm":
-        return synthetic_hmm_store(conditions=conditions, a=grid["a"], loss=grid["loss"], **shape)
-    if task == "readoff":
-        return synthetic_readoff_store(**shape)
-    return synthetic_regression_store(**shape)
 
 
-def grid_of(store: xr.Dataset, task: str) -> dict[str, tuple]:
-    return {axis: tuple(store[axis].values.tolist()) for axis in tasks.get(task).grid_axes}
 
 
 def _with_failed_model(hmm: xr.Dataset, n_heads: int, seed: int) -> xr.Dataset:
@@ -61,47 +49,13 @@ def _with_failed_model(hmm: xr.Dataset, n_heads: int, seed: int) -> xr.Dataset:
 
 
 # ------------------------------------------------------------------------- what a figure shows
-def shown_texts(fig: Figure) -> list[str]:
-    """Every title, legend entry and tick label (prefixed by its axis label) of a figure."""
-    texts = [fig.get_suptitle()]
-    for legend in [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]:
-        texts += [legend.get_title().get_text()] + [text.get_text() for text in legend.get_texts()]
-    for ax in fig.axes:
-        texts.append(ax.get_title())
-        texts += [f"{ax.get_xlabel()} = {tick.get_text()}" for tick in ax.get_xticklabels()]
-        texts += [f"{ax.get_ylabel()} = {tick.get_text()}" for tick in ax.get_yticklabels()]
-    return texts
 
 
-def shows(texts: list[str], axis: str, value) -> bool:
-    """Whether a value is named: ``axis = value`` or ``axis ∈ {..., value, ...}`` (an axis label may carry
-    a parenthesised unit); a string value may also stand on its own."""
-    shown = re.escape(format_value(value))
-    named = rf"(?<!\w){re.escape(axis)}(?: \([^)]*\))? (?:= |∈ \{{(?:[^}}]*, )?){shown}(?![\w.])"
-    alone = rf"(?<![\w.-]){shown}(?![\w.])"
-    pattern = alone if isinstance(value, str) else named
-    return any(re.search(pattern, text) for text in texts)
 
 
 # -------------------------------------------------------------------------- the sweep's grids
-def sweep_settings() -> dict:
-    sweep = yaml.safe_load(SWEEP_CONFIG.read_text())
-    config = validate_config(deep_merge(default_config(), sweep))
-    return {task.name: task.settings(config) for task in tasks.active(config)}
 
 
-@pytest.fixture(scope="module")
-def sweep() -> dict[str, tuple[dict, xr.Dataset]]:
-    """Per task: the sweep's grid (every value, two seeds for speed) and a synthetic store over it."""
-    result = {}
-    for name, settings in sweep_settings().items():
-        grid = {**settings.grid, "seed": settings.grid["seed"][:2]}
-        conditions = [
-            ConditionSpec(c.id, c.role, c.factors[0].kind, c.factors[0].lam, c.factors[1].kind, c.factors[1].lam)
-            for c in getattr(settings, "conditions", ())
-        ]
-        result[name] = grid, synthetic_store(name, grid, conditions)
-    return result
 
 
 def test_every_figure_of_the_sweep_shows_every_value_of_every_grid_axis(sweep):

@@ -11,8 +11,17 @@ import math
 import numpy as np
 import pytest
 import xarray as xr
-from test_figures import MAX_HEIGHT, shown_texts, shows, sweep  # noqa: F401  (sweep is a fixture)
-from test_scoring import EVAL_STEPS, entry, geometric, hmm_store, only_row, parity_head, scored, set_rates
+from helpers.figure_checks import MAX_HEIGHT, shown_texts, shows
+from helpers.scoring_stores import (
+    EVAL_STEPS,
+    entry,
+    geometric,
+    hmm_store,
+    only_row,
+    parity_head,
+    scored,
+    set_rates,
+)
 
 from headshare import figures
 from headshare.figures.canvas import MAX_WIDTH

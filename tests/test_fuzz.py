@@ -21,13 +21,17 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers.paths import PROJECT_ROOT, SMOKE_CONFIG
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from headshare.config import ConfigError, config_schema, validate_config
-from headshare.predictions import PREDICTIONS_FILE, PREDICTIONS_SCHEMA, PredictionError, validate_predictions
-
-from helpers.paths import PROJECT_ROOT, SMOKE_CONFIG
+from headshare.predictions import (
+    PREDICTIONS_FILE,
+    PREDICTIONS_SCHEMA,
+    PredictionError,
+    validate_predictions,
+)
 
 FUZZ = settings(
     max_examples=300,

@@ -5,8 +5,8 @@ import itertools
 import numpy as np
 import pytest
 
-from headshare.tasks.hmm.sampler import sample_hmm, sample_product
 from headshare.tasks.hmm.processes import HMM, mess3, product, two_state
+from headshare.tasks.hmm.sampler import sample_hmm, sample_product
 
 N_SEQ = 100_000
 TOLERANCE_IN_STANDARD_ERRORS = 5

@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 import xarray as xr
 import yaml
+from helpers.paths import PROJECT_ROOT, SMOKE_CONFIG
+from helpers.pipeline import run_snakemake
 
 from headshare.tasks.hmm.exact import conditional_entropies
 from headshare.tasks.hmm.processes import mess3
-
-from helpers.paths import PROJECT_ROOT, SMOKE_CONFIG
-from helpers.pipeline import run_snakemake
 
 pytestmark = pytest.mark.slow
 

@@ -6,6 +6,7 @@ import sys
 import textwrap
 
 import pytest
+from helpers.paths import PROJECT_ROOT
 
 from headshare import tasks
 from headshare.predictions import load_predictions
@@ -13,8 +14,6 @@ from headshare.scoring import quantities, verdict_rules_markdown
 from headshare.scoring.convergence import CONVERGENCE_VARIABLES
 from headshare.scoring.readme import rules_block, with_rules
 from headshare.scoring.registry import get, task_quantities
-
-from helpers.paths import PROJECT_ROOT
 
 # Coordinates on the condition axis of the hmm store, which store contracts do not list as variables.
 CONDITION_COORDS = {"lambda1", "lambda2"}

@@ -18,10 +18,9 @@ from pathlib import Path
 
 import pytest
 import xarray as xr
-from snakemake.profiles import ProfileConfigFileParser
-
 from helpers.paths import PROJECT_ROOT, SMOKE_CONFIG
 from helpers.readme import readme_commands
+from snakemake.profiles import ProfileConfigFileParser
 
 SLURM_PROFILE = PROJECT_ROOT / "profiles" / "slurm"
 CLUSTER_SCRIPT = PROJECT_ROOT / ".ci" / "slurm-cluster.sh"

@@ -12,15 +12,14 @@ import numpy as np
 import pytest
 import xarray as xr
 import yaml
+from helpers.configs import deep_merge, smoke_config
+from helpers.paths import PROJECT_ROOT, SMOKE_CONFIG
+from helpers.pipeline import run_snakemake
 
 from headshare import layout, tasks
 from headshare.cohort_training import train_cohort
 from headshare.store import open_store
 from headshare.training import resolve_device
-
-from helpers.configs import deep_merge, smoke_config
-from helpers.paths import PROJECT_ROOT, SMOKE_CONFIG
-from helpers.pipeline import run_snakemake
 
 TOY_TASKS = Path(__file__).resolve().parent / "toy_tasks"
 TASK_FOLDERS = PROJECT_ROOT / "src" / "headshare" / "tasks"

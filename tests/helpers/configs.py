@@ -5,7 +5,6 @@ from __future__ import annotations
 import yaml
 
 from headshare.config import validate_config
-
 from helpers.paths import PROJECT_ROOT, SMOKE_CONFIG
 
 

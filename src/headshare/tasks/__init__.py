@@ -47,15 +47,18 @@ def get(name: str) -> Task:
 
 
 def all_tasks() -> list[Task]:
-    """Every registered task, built-in ones first (in the order they were registered)."""
+    """Every registered task: the built-in ones in folder-name order, then the others in the order they were
+    registered (the order never depends on which module happened to be imported first)."""
     load()
-    return list(_REGISTRY.values())
+    builtin = sorted(name for name, task in _REGISTRY.items() if type(task).__module__.startswith(f"{__name__}."))
+    others = [name for name in _REGISTRY if name not in builtin]
+    return [_REGISTRY[name] for name in (*builtin, *others)]
 
 
 def active(config: dict) -> list[Task]:
     """The tasks this config runs: those with a section in it (load its task_packages first)."""
     load(config.get("task_packages", ()))
-    return [task for task in _REGISTRY.values() if task.name in config]
+    return [task for task in all_tasks() if task.name in config]
 
 
 def configured(config: dict, name: str) -> tuple[Task, TaskSettings]:
