@@ -364,7 +364,7 @@ def train_ensemble(
             done = step + 1
             last = done == cfg.max_steps
             if done % cfg.log_every == 0 or last:
-                bar.set_postfix(loss=f"{curve.close_window(done).mean().item():.4f}")
+                bar.set_postfix(loss=f"{curve.close_window(done).mean().item():.4f}", refresh=False)
             stop = False
             if evaluate is not None and (done % cfg.eval_every == 0 or last):
                 evaluations.add(done, _evaluated(model, evaluate))
