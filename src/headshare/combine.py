@@ -31,9 +31,11 @@ def _place_on_grid(task: Task, summary: xr.Dataset, member: Member, sizes: dict[
     return summary.expand_dims({axis: [member.coords[axis]] for axis in task.grid_axes})
 
 
-def training_variables(task: Task, record: dict) -> dict[str, xr.DataArray]:
+def training_variables(task: Task, record: dict, eval_steps: np.ndarray) -> dict[str, xr.DataArray]:
     """A model's training record as store variables: its final loss, convergence test and evaluation curves
-    (output ``name`` of the task's evaluator becomes ``eval_<name>``, with the dims of the contract)."""
+    (output ``name`` of the task's evaluator becomes ``eval_<name>``, with the dims of the contract), on the
+    common ``eval_steps`` of the grid (NaN after the model stopped), so that models that stopped at different
+    steps still line up."""
     scalars = {
         "final_train_loss": record["final_loss"],
         "steps_trained": record["steps_trained"],
@@ -48,7 +50,8 @@ def training_variables(task: Task, record: dict) -> dict[str, xr.DataArray]:
         name = f"eval_{output}"
         dims = task.combined_store.dims(name)[grid:]
         array = np.asarray(values, dtype=np.float64)
-        variables[name] = xr.DataArray(array, dims=dims, coords={"eval_step": record["eval_steps"]})
+        curve = xr.DataArray(array, dims=dims, coords={"eval_step": record["eval_steps"]})
+        variables[name] = curve.reindex(eval_step=eval_steps)
     return variables
 
 
@@ -61,11 +64,12 @@ def combine_members(
 ) -> xr.Dataset:
     """One dense dataset of the task's grid from per-model stores and their training records."""
     sizes = {dim: max(int(m.coords[axis]) for m in members) for dim, axis in PADDED_DIMS.items()}
+    eval_steps = np.unique(np.concatenate([np.asarray(record["eval_steps"], dtype=np.int64) for record in training]))
     pieces = []
     for member, store, record in zip(members, stores, training):
-        summary = _summary(task, store).assign(training_variables(task, record))
+        summary = _summary(task, store).assign(training_variables(task, record, eval_steps))
         pieces.append(_place_on_grid(task, summary, member, sizes))
-    combined = xr.combine_by_coords(pieces, combine_attrs="drop")
+    combined = xr.combine_by_coords(pieces, combine_attrs="drop", join="exact")
     for axis in task.grid_axes:
         if combined[axis].dtype.kind in "OUT":
             combined = combined.assign_coords({axis: combined[axis].values.astype(object)})
