@@ -60,8 +60,8 @@ LONGER_TRAINING = {
     "hmm": {"loss_positions": ["all"], "grid": {"n_heads": [1], "d_head": [4], "seeds": [0]}},
     "training": {"hmm": {"max_steps": STEPS, "checkpoint_every": CHECKPOINT_EVERY, "log_every": CHECKPOINT_EVERY}},
 }
-COHORT = "hmm/m3_0.7_m3_0.7/L~1_h~1_dh~4"
-MEMBER = f"results/models/{COHORT}/a~0.85_loss~all_seed~0"
+COHORT = "hmm/m3_0.7_m3_0.7/a~0.85_loss~all/L~1_h~1_dh~4"
+MEMBER = f"results/models/{COHORT}/seed~0"
 CHECKPOINT = f"results/checkpoints/{COHORT}.pt"
 TRAIN_LOG = f"results/logs/train/{COHORT}.log"
 

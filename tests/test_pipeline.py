@@ -84,11 +84,14 @@ def test_readme_snippets_run_on_the_smoke_results(data_workdir: Path, monkeypatc
 def test_every_stage_produced_its_artifacts(smoke_pipeline: Path):
     smoke = yaml.safe_load(SMOKE_CONFIG.read_text())
     results = smoke_pipeline / "results"
-    n_hmm = (
+    main = (
         len(smoke["hmm"]["conditions"]) * len(smoke["hmm"]["loss_positions"])
         * len(smoke["hmm"]["grid"]["n_heads"]) * len(smoke["hmm"]["grid"]["d_head"])
-        * len(smoke["hmm"]["emission_fidelity"]) * len(smoke["hmm"]["grid"]["seeds"])
+        * len(smoke["hmm"]["emission_fidelity"])
     )
+    (extra,) = smoke["hmm"]["extra_grids"]  # one sub-grid, disjoint from the main grid
+    extra_points = len(extra["conditions"]) * len(extra["n_heads"]) * len(extra["emission_fidelity"]) * len(extra["loss_positions"])
+    n_hmm = (main + extra_points) * len(smoke["hmm"]["grid"]["seeds"])
     assert len(list((results / "models" / "hmm").rglob("model.pt"))) == n_hmm
     assert len(list((results / "extract" / "hmm").rglob("*.zarr"))) == n_hmm
     for family in ("hmm", "readoff", "regression"):

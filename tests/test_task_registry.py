@@ -138,9 +138,10 @@ def extracted_hmm_member(workdir: Path, seeds: list[int], member_name: str) -> x
 
 
 def test_adding_a_seed_leaves_existing_models_evidence_unchanged(tmp_path: Path):
-    member = "a~0.85_loss~last_seed~0"  # not the first member: a cohort-wide generator would differ here
-    alone = extracted_hmm_member(tmp_path / "one", [0], member)
+    member = "seed~1"  # first alone, second among two: a cohort-wide generator would differ here
+    alone = extracted_hmm_member(tmp_path / "one", [1], member)
     among = extracted_hmm_member(tmp_path / "two", [0, 1], member)
-    xr.testing.assert_allclose(alone, among, rtol=1e-6, atol=1e-9)
+    # equal to float32 rounding (an ensemble of one and of two batch their matmuls differently)
+    xr.testing.assert_allclose(alone, among, rtol=1e-5, atol=1e-6)
     # the belief split is the model's own: R^2 agrees far beyond what a different held-out set would give
-    np.testing.assert_allclose(alone["belief_r2"], among["belief_r2"], rtol=1e-9)
+    np.testing.assert_allclose(alone["belief_r2"], among["belief_r2"], rtol=1e-6)

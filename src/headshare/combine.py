@@ -2,7 +2,8 @@
 
 Every grid axis of the task is a dimension with an index coordinate, so
 ``xr.open_zarr("results/hmm.zarr").sel(condition=..., n_heads=2)`` works on any axis. Models with fewer
-heads (or layers) than the largest are padded with NaN along ``head`` (``layer``). Raw activation samples
+heads (or layers) than the largest are padded with NaN along ``head`` (``layer``), and grid points that no
+block of the config trains (a sparse ``extra_grids`` entry) are NaN, with ``steps_trained`` NaN there. Raw activation samples
 stay in the per-model stores; only the contract's summary variables are combined.
 """
 
@@ -69,13 +70,31 @@ def combine_members(
     for member, store, record in zip(members, stores, training):
         summary = _summary(task, store).assign(training_variables(task, record, eval_steps))
         pieces.append(_place_on_grid(task, summary, member, sizes))
-    combined = xr.combine_by_coords(pieces, combine_attrs="drop", join="exact")
+    _check_aligned(task, pieces, members)
+    combined = xr.merge(pieces, join="outer", compat="no_conflicts", combine_attrs="drop")
     for axis in task.grid_axes:
         if combined[axis].dtype.kind in "OUT":
             combined = combined.assign_coords({axis: combined[axis].values.astype(object)})
     combined = combined.transpose(*task.grid_axes, ...)
     combined.attrs.update(task=task.name, **attrs)
     return combined
+
+
+def _check_aligned(task: Task, pieces: Sequence[xr.Dataset], members: Sequence[Member]) -> None:
+    """Every model's store must share the non-grid coordinates (distances, positions, ...); the merge fills
+    only grid points with NaN, never a coordinate one model has and another lacks."""
+    from headshare.store import ArtifactError
+
+    first = pieces[0]
+    for piece, member in zip(pieces[1:], members[1:]):
+        for dim, index in piece.indexes.items():
+            reference = first.indexes.get(dim)
+            if dim not in task.grid_axes and (reference is None or not index.equals(reference)):
+                theirs = list(reference) if reference is not None else "no such coordinate"
+                raise ArtifactError(
+                    f"{member.path}: coordinate {dim!r} is {list(index)}, but {members[0].path} has "
+                    f"{theirs}; every model of a task must share it"
+                )
 
 
 def chunk_for_slices(task: Task, combined: xr.Dataset) -> xr.Dataset:

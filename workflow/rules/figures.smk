@@ -12,7 +12,7 @@ FIGURE_FORMATS = ("png", "pdf")
 
 
 def figure_pages(spec):
-    return spec.pages(SETTINGS[spec.task].grid)
+    return spec.pages(SETTINGS[spec.task].grid, SETTINGS[spec.task].blocks)
 
 
 def figure_files(name, formats=FIGURE_FORMATS):

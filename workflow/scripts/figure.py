@@ -10,6 +10,6 @@ with job_log(snakemake):
     task, settings = tasks.configured(snakemake.config, snakemake.params.task)
     spec = next(spec for spec in task_figures(task) if spec.name == snakemake.params.figure)
     stores = [open_store(path) for path in snakemake.input]
-    outdir = figures_folder(spec.pages(settings.grid)[0], snakemake.output[0])
-    written = render(spec, settings.grid, stores, outdir)
+    outdir = figures_folder(spec.pages(settings.grid, settings.blocks)[0], snakemake.output[0])
+    written = render(spec, settings.grid, stores, outdir, blocks=settings.blocks)
     print(f"{spec.name}: wrote {len(written)} files under {outdir}")

@@ -27,6 +27,7 @@ THEME = {
 }
 MAX_COLUMNS = 4
 MAX_WIDTH = 16.0  # inches: panels shrink to keep a figure within a landscape page
+MIN_WIDTH = 7.0  # inches: panels widen so that the title lines fit above a page of one or two panels
 PANEL = (3.2, 2.4)  # inches per panel
 LEGEND_WIDTH = 2.2  # inches beside the panels for a figure legend
 TITLE_HEIGHT = 1.0  # inches above the panels for the title lines
@@ -48,14 +49,15 @@ def panel_grid(
 ) -> tuple[Figure, list[Axes]]:
     """``n_panels`` axes in row-major order, wrapped after ``min(columns, 4)`` columns; unused cells removed.
 
-    Panels narrow as needed to keep the figure, legend included, at most ``MAX_WIDTH`` inches wide.
+    Panels narrow as needed to keep the figure, legend included, at most ``MAX_WIDTH`` inches wide, and widen
+    to make it at least ``MIN_WIDTH``.
     """
     if n_panels < 1:
         raise ValueError(f"a figure needs at least 1 panel, got {n_panels}")
     n_cols = max(1, min(columns, MAX_COLUMNS, n_panels))
     n_rows = math.ceil(n_panels / n_cols)
     extra = LEGEND_WIDTH if legend else 0.0
-    width = min(panel[0], (MAX_WIDTH - extra) / n_cols)
+    width = min(max(panel[0], (MIN_WIDTH - extra) / n_cols), (MAX_WIDTH - extra) / n_cols)
     fig = Figure(figsize=(width * n_cols + extra, panel[1] * n_rows + TITLE_HEIGHT), layout="constrained")
     grid = fig.subplots(n_rows, n_cols, sharex=sharex, sharey=sharey, squeeze=False)
     axes = list(grid.flat)

@@ -35,9 +35,19 @@ def fixed_line(spec: FigureSpec, page: Page, store: xr.Dataset) -> str:
     return " · ".join(part for part in parts if part)
 
 
+def _trained_facets(spec: FigureSpec, sliced: xr.Dataset) -> xr.Dataset:
+    """The page without facet values at which no model was trained (a sparse grid leaves them NaN)."""
+    trained = sliced["steps_trained"].notnull()
+    for axis in spec.facets:
+        if axis in trained.dims:
+            keep = trained.any([dim for dim in trained.dims if dim != axis])
+            sliced = sliced.sel({axis: keep.values})
+    return sliced
+
+
 def draw_page(spec: FigureSpec, page: Page, store: xr.Dataset) -> Figure:
     """The Figure of one page: the draw function's panels under the figure's title and its fixed values."""
-    sliced = _slice(store, page.split) if spec.source == COMBINED else store
+    sliced = _trained_facets(spec, _slice(store, page.split)) if spec.source == COMBINED else store
     with themed():
         fig = spec.draw(sliced, page.fixed)
         fig.suptitle(f"{spec.title}\n{fixed_line(spec, page, sliced)}", wrap=True)
@@ -55,13 +65,14 @@ def render(
     stores: Sequence[xr.Dataset],
     outdir: str | Path,
     formats: Sequence[str] = ("png", "pdf"),
+    blocks: Sequence[dict[str, tuple]] = (),
 ) -> list[Path]:
     """Write every page of ``spec`` under ``outdir``; return the files.
 
     ``stores``: the task's combined store (one), or for a per-model figure one model store per page,
-    in the order of ``spec.pages(grid)``.
+    in the order of ``spec.pages(grid, blocks)``.
     """
-    pages = spec.pages(grid)
+    pages = spec.pages(grid, blocks)
     if spec.source == COMBINED:
         if len(stores) != 1:
             raise ValueError(f"figure {spec.name!r} reads one combined store, got {len(stores)}")

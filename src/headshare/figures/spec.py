@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -125,10 +125,36 @@ class FigureSpec:
                 f"(facets, split, summarised or pick); repeated {repeated}, missing {missing}, unknown {foreign}"
             )
 
-    def pages(self, grid: Mapping[str, tuple[Any, ...]]) -> list[Page]:
-        """Every file this figure writes for a grid (axis -> values in config order)."""
-        model = {axis: PICK_RULES[rule](tuple(grid[axis])) for axis, rule in self.pick.items()}
-        return [
-            Page(self.name, dict(zip(self.split, values)), model)
-            for values in itertools.product(*(grid[axis] for axis in self.split))
+    def pages(
+        self, grid: Mapping[str, tuple[Any, ...]], blocks: Sequence[Mapping[str, tuple[Any, ...]]] = ()
+    ) -> list[Page]:
+        """Every file this figure writes for a grid (axis -> values in config order). With the config's
+        ``blocks`` (a sparse grid), only pages that some block trains a model for, and a per-model figure
+        picks among the models trained at the page's split values."""
+        pages = []
+        for values in itertools.product(*(grid[axis] for axis in self.split)):
+            split = dict(zip(self.split, values))
+            holding = [block for block in blocks if all(value in block[axis] for axis, value in split.items())]
+            if blocks and not holding:
+                continue
+            pages.append(Page(self.name, split, self._picked(grid, holding, split)))
+        return pages
+
+    def _picked(
+        self, grid: Mapping[str, tuple[Any, ...]], holding: list[Mapping[str, tuple[Any, ...]]], split: dict
+    ) -> dict[str, Any]:
+        """The picked model's values: each pick rule in turn, among the points the holding blocks train."""
+        if not holding:
+            return {axis: PICK_RULES[rule](tuple(grid[axis])) for axis, rule in self.pick.items()}
+        axes = list(self.pick)
+        points = [
+            combo
+            for block in holding
+            for combo in itertools.product(*(block[axis] for axis in axes))
         ]
+        model: dict[str, Any] = {}
+        for position, axis in enumerate(axes):
+            values = tuple(dict.fromkeys(point[position] for point in points))
+            model[axis] = PICK_RULES[self.pick[axis]](values)
+            points = [point for point in points if point[position] == model[axis]]
+        return model

@@ -103,6 +103,9 @@ def _score_entry(entry: dict, quantity: Quantity, rule: Rule, store: xr.Dataset 
         return [row(describe(selector), "—", "not run", points)]
     rows = []
     for point in points:
+        point = _trained_part(store, point)
+        if point is None:
+            continue
         at = store.sel(point)
         try:
             measured = gate(quantity.measure(at, rule, store), at)
@@ -121,7 +124,23 @@ def _score_entry(entry: dict, quantity: Quantity, rule: Rule, store: xr.Dataset 
                 judged.power,
             )
         )
+    if not rows:
+        return [row(describe(selector), "—", "not run", "no grid of this run's config trains these models")]
     return rows
+
+
+def _trained_part(store: xr.Dataset, point: dict) -> dict | None:
+    """``point`` without the swept values no block of the config trained (a sparse ``extra_grids`` leaves
+    NaN there); None when nothing at the point was trained, or only one value of a swept axis."""
+    trained = store["steps_trained"].sel(point).notnull().any(SEED_AXIS)
+    swept = [axis for axis, values in point.items() if isinstance(values, list)]
+    if not swept:
+        return point if bool(trained) else None
+    (axis,) = swept
+    kept = [value for value, ok in zip(point[axis], trained.transpose(axis).values) if ok]
+    if not kept or (len(kept) == 1 < len(point[axis])):
+        return None  # the sparse grid trains one value here: nothing to sweep (a store with one value says so)
+    return {**point, axis: kept}
 
 
 def _require(store: xr.Dataset, quantity: Quantity, names: tuple[str, ...]) -> None:

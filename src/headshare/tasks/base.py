@@ -44,13 +44,17 @@ class ModelSettings:
 class TaskSettings:
     """A task's config section turned into typed values once; nothing below the task layer reads the dict.
 
-    ``grid`` maps every grid axis (cohort axes, then member axes) to its values in config order.
+    ``blocks`` are the grids the config asks for, each a full product (axis -> values): the main grid and any
+    sub-grids a task adds for particular conditions (a task's ``extra_grids``). ``grid`` maps every grid axis
+    (cohort axes, then member axes) to the union of its values over the blocks, in config order: the
+    coordinates of the combined store, where a point that no block holds stays NaN.
     ``provenance`` is the whole validated config as canonical JSON, recorded in artifacts' metadata.
     Tasks subclass this to add their own fields.
     """
 
     task: str
     grid: dict[str, tuple[Any, ...]]
+    blocks: tuple[dict[str, tuple[Any, ...]], ...]
     model: ModelSettings
     training: dict[str, Any]
     device: str
@@ -181,7 +185,10 @@ class Task:
 
     name: ClassVar[str]
     cohort_axes: ClassVar[tuple[str, ...]]
-    member_axes: ClassVar[tuple[str, ...]]
+    # A cohort's members differ in their seed alone, so every cohort of a task has the same members and one
+    # rule per stage serves them all, however sparse the grid's blocks; adding a seed never changes the
+    # shape of other cohorts.
+    member_axes: ClassVar[tuple[str, ...]] = (SEED_AXIS,)
     dataset_axes: ClassVar[tuple[str, ...]] = ()
     cohort_template: ClassVar[str]
     member_template: ClassVar[str]
@@ -206,19 +213,17 @@ class Task:
 
     # ------------------------------------------------------------------------------------ grid
     def cohorts(self, settings: TaskSettings) -> list[Cohort]:
-        members = grid_points(settings.grid, self.member_axes)
-        result = []
-        for shared in grid_points(settings.grid, self.cohort_axes):
-            name = self.cohort_template.format(**shared)
-            result.append(
-                Cohort(
-                    self.name,
-                    name,
-                    shared,
-                    tuple(Member(self.name, name, self.member_template.format(**own), {**shared, **own}) for own in members),
+        """Every cohort of the config's blocks, each once, in block order."""
+        cohorts: dict[str, Cohort] = {}
+        for block in settings.blocks:
+            members = grid_points(block, self.member_axes)
+            for shared in grid_points(block, self.cohort_axes):
+                name = self.cohort_template.format(**shared)
+                own = tuple(
+                    Member(self.name, name, self.member_template.format(**m), {**shared, **m}) for m in members
                 )
-            )
-        return result
+                cohorts.setdefault(name, Cohort(self.name, name, shared, own))
+        return list(cohorts.values())
 
     def find_cohort(self, settings: TaskSettings, name: str) -> Cohort:
         for cohort in self.cohorts(settings):
@@ -227,8 +232,9 @@ class Task:
         raise ValueError(f"no {self.name} cohort named {name!r} in this config")
 
     def dataset_keys(self, settings: TaskSettings) -> list[dict[str, Any]]:
-        """The evaluation datasets of this config, as values of ``dataset_axes``."""
-        return grid_points(settings.grid, self.dataset_axes)
+        """The evaluation datasets of this config, as values of ``dataset_axes``, each once."""
+        keys = {self.dataset_name(key): key for block in settings.blocks for key in grid_points(block, self.dataset_axes)}
+        return list(keys.values())
 
     def dataset_name(self, coords: dict[str, Any]) -> str:
         """The dataset path (relative to results/data/) of a member or a dataset key."""
@@ -326,6 +332,16 @@ def transformer_shape(settings: TaskSettings, cohort: Cohort) -> dict[str, Any]:
         mlp=settings.model.mlp,
         **{axis: cohort.coords[axis] for axis in MODEL_AXES},
     )
+
+
+def grid_fields(*blocks: dict[str, tuple[Any, ...]]) -> dict[str, Any]:
+    """The ``grid`` and ``blocks`` fields of a TaskSettings made of ``blocks`` (the main grid first)."""
+    return {"grid": union_grid(blocks), "blocks": blocks}
+
+
+def union_grid(blocks: tuple[dict[str, tuple[Any, ...]], ...]) -> dict[str, tuple[Any, ...]]:
+    """Every axis's values over all blocks, each once, in the order they first appear."""
+    return {axis: tuple(dict.fromkeys(value for block in blocks for value in block[axis])) for axis in blocks[0]}
 
 
 def grid_points(grid: dict[str, tuple[Any, ...]], axes: tuple[str, ...]) -> list[dict[str, Any]]:

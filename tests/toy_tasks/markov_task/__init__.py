@@ -22,6 +22,7 @@ from headshare.tasks.base import (
     TaskSettings,
     Variable,
     common_settings,
+    grid_fields,
     model_axes,
     transformer_shape,
 )
@@ -95,7 +96,7 @@ class MarkovTask(Task):
         section = config["markov"]
         return MarkovSettings(
             **common_settings(config, "markov"),
-            grid={**model_axes(section["grid"]), "seed": tuple(section["grid"]["seeds"])},
+            **grid_fields({**model_axes(section["grid"]), "seed": tuple(section["grid"]["seeds"])}),
             n_states=section["n_states"],
             stay=float(section["stay"]),
             context=section["context"],

@@ -2,8 +2,9 @@
 
 The models predict the next token; the exact Bayes filter of the product gives the optimum, the belief
 states and the filter's own forgetting rate, against which loss, attention decay, belief geometry and
-head roles are measured. Cohorts share (condition, n_layers, n_heads, d_head); their members are the
-emission fidelities a, loss positions and seeds.
+head roles are measured. A cohort is one (condition, a, loss position, shape); its members are the seeds.
+Besides the main grid, ``extra_grids`` add sub-grids for some conditions (e.g. last-position training and
+an a sweep towards 1/3 for the decay claims) without multiplying the whole grid.
 """
 
 from __future__ import annotations
@@ -28,11 +29,10 @@ if TYPE_CHECKING:
 @register
 class HMMTask(Task):
     name = "hmm"
-    cohort_axes = GRID_AXES[:4]
-    member_axes = GRID_AXES[4:]
+    cohort_axes = GRID_AXES[:-1]
     dataset_axes = ("condition", "a")
-    cohort_template = "hmm/{condition}/L~{n_layers}_h~{n_heads}_dh~{d_head}"
-    member_template = "a~{a}_loss~{loss}_seed~{seed}"
+    cohort_template = "hmm/{condition}/a~{a}_loss~{loss}/L~{n_layers}_h~{n_heads}_dh~{d_head}"
+    member_template = "seed~{seed}"
     dataset_template = "hmm/{condition}/a~{a}"
     chunk_axes = ("condition", "a", "loss")
     schema_file = Path(__file__).with_name("schema.yaml")
@@ -40,22 +40,29 @@ class HMMTask(Task):
     combined_store = COMBINED_STORE
 
     def validate(self, config: dict) -> None:
-        """Unique condition ids, and every factor buildable at every emission fidelity."""
+        """Unique condition ids, extra grids naming known conditions, and every factor buildable at every
+        emission fidelity it is trained at."""
         from headshare.config import ConfigError
-        from headshare.tasks.hmm.processes import ProcessError, build_process
 
-        seen: set[str] = set()
-        for index, condition in enumerate(config["hmm"]["conditions"]):
-            where = f"config.hmm.conditions[{index}] ({condition['id']})"
-            if condition["id"] in seen:
-                raise ConfigError(f"{where}: duplicate id {condition['id']!r}; condition ids must be unique")
-            seen.add(condition["id"])
-            for position, factor in enumerate(condition["factors"]):
-                for a in config["hmm"]["emission_fidelity"]:
-                    try:
-                        build_process(factor["kind"], factor["lambda"], a)
-                    except ProcessError as error:
-                        raise ConfigError(f"{where}.factors[{position}]: {error}") from None
+        section = config["hmm"]
+        ids: list[str] = []
+        for index, condition in enumerate(section["conditions"]):
+            if condition["id"] in ids:
+                raise ConfigError(
+                    f"config.hmm.conditions[{index}] ({condition['id']}): duplicate id {condition['id']!r}; "
+                    "condition ids must be unique"
+                )
+            ids.append(condition["id"])
+        for index, condition in enumerate(section["conditions"]):
+            _check_buildable(condition, section["emission_fidelity"], f"config.hmm.conditions[{index}] ({condition['id']})")
+        for index, extra in enumerate(section.get("extra_grids", [])):
+            where = f"config.hmm.extra_grids[{index}]"
+            unknown = [id_ for id_ in extra.get("conditions", ids) if id_ not in ids]
+            if unknown:
+                raise ConfigError(f"{where}.conditions: unknown condition {unknown[0]!r}; the conditions are {ids}")
+            for condition in section["conditions"]:
+                if condition["id"] in extra.get("conditions", ids):
+                    _check_buildable(condition, extra.get("emission_fidelity", []), f"{where} ({condition['id']})")
 
     def settings(self, config: dict) -> HMMSettings:
         return hmm_settings(config)
@@ -78,7 +85,7 @@ class HMMTask(Task):
     def model_config(self, settings: HMMSettings, cohort: Cohort) -> ModelConfig:
         from headshare.model import ModelConfig
 
-        processes = settings.condition(cohort.coords["condition"]).factor_processes(settings.grid["a"][0])
+        processes = settings.condition(cohort.coords["condition"]).factor_processes(cohort.coords["a"])
         vocab = processes[0].n_tokens * processes[1].n_tokens
         return ModelConfig(n_ctx=settings.context, vocab_size=vocab, d_out=vocab, **transformer_shape(settings, cohort))
 
@@ -114,3 +121,16 @@ class HMMTask(Task):
         from headshare.tasks.hmm.references import add_references
 
         return add_references(settings, combined, datasets)
+
+
+def _check_buildable(condition: dict[str, Any], fidelities: list[float], where: str) -> None:
+    """ConfigError naming ``where`` unless both factors of ``condition`` can be built at every fidelity."""
+    from headshare.config import ConfigError
+    from headshare.tasks.hmm.processes import ProcessError, build_process
+
+    for position, factor in enumerate(condition["factors"]):
+        for a in fidelities:
+            try:
+                build_process(factor["kind"], factor["lambda"], a)
+            except ProcessError as error:
+                raise ConfigError(f"{where}.factors[{position}]: {error}") from None

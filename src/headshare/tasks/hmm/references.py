@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import xarray as xr
 
-from headshare.grid import find_value
+from headshare.grid import same_value
 from headshare.tasks.hmm.settings import HMMSettings
 
 PREDICTED = slice(1, None)  # positions the model predicts (the first token has no context)
@@ -16,13 +16,16 @@ PREDICTED = slice(1, None)  # positions the model predicts (the first token has 
 def add_references(settings: HMMSettings, combined: xr.Dataset, datasets: dict[tuple[str, float], xr.Dataset]) -> xr.Dataset:
     """Reference variables per (condition, a) and the conditions' roles, kinds and eigenvalues as coords.
 
-    ``datasets`` maps (condition id, a) to that evaluation dataset.
+    ``datasets`` maps (condition id, a) to that evaluation dataset; a (condition, a) that no grid trains
+    has no dataset, and NaN references.
     """
     ids = [str(c) for c in combined["condition"].values]
     fidelities = [float(a) for a in combined["a"].values]
 
     def stack(extract: Callable[[xr.Dataset], object]) -> np.ndarray:
-        return np.array([[extract(_dataset(datasets, c, a)) for a in fidelities] for c in ids])
+        values = {(c, a): np.asarray(extract(data), dtype=np.float64) for (c, a), data in datasets.items()}
+        blank = np.full_like(next(iter(values.values())), np.nan)
+        return np.array([[_lookup(values, c, a, blank) for a in fidelities] for c in ids])
 
     def factor_optimum(data: xr.Dataset) -> xr.DataArray:
         return data["factor_optimal_loss"]
@@ -57,6 +60,8 @@ def add_references(settings: HMMSettings, combined: xr.Dataset, datasets: dict[t
     return combined
 
 
-def _dataset(datasets: dict[tuple[str, float], xr.Dataset], condition: str, a: float) -> xr.Dataset:
-    fidelity = find_value([key[1] for key in datasets if key[0] == condition], a)
-    return datasets[(condition, fidelity)]
+def _lookup(values: dict[tuple[str, float], np.ndarray], condition: str, a: float, blank: np.ndarray) -> np.ndarray:
+    for (key_condition, key_a), value in values.items():
+        if key_condition == condition and same_value(key_a, a):
+            return value
+    return blank

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from headshare.tasks.base import TaskSettings, common_settings, model_axes
+from headshare.tasks.base import MODEL_AXES, TaskSettings, common_settings, grid_fields, model_axes
 from headshare.tasks.hmm.processes import HMM, build_process, product
 
 
@@ -53,19 +53,32 @@ class HMMSettings(TaskSettings):
 def hmm_settings(config: dict) -> HMMSettings:
     section = config["hmm"]
     conditions = tuple(Condition.from_config(entry) for entry in section["conditions"])
-    grid = {
+    main = {
         "condition": tuple(condition.id for condition in conditions),
         **model_axes(section["grid"]),
         "a": tuple(float(a) for a in section["emission_fidelity"]),
         "loss": tuple(section["loss_positions"]),
         "seed": tuple(section["grid"]["seeds"]),
     }
+    extras = tuple(_extra_grid(main, extra) for extra in section.get("extra_grids", []))
     return HMMSettings(
         **common_settings(config, "hmm"),
-        grid=grid,
+        **grid_fields(main, *extras),
         context=section["context"],
         eval_sequences=section["eval_sequences"],
         sensitivity_samples=section["sensitivity_samples"],
         seed=section["seed"],
         conditions=conditions,
     )
+
+
+_EXTRA_AXES = {"conditions": "condition", "emission_fidelity": "a", "loss_positions": "loss", **{a: a for a in MODEL_AXES}}
+
+
+def _extra_grid(main: dict[str, tuple[Any, ...]], extra: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+    """A sub-grid: the main grid with the axes the entry names replaced (the seeds stay the main grid's)."""
+    block = dict(main)
+    for key, values in extra.items():
+        axis = _EXTRA_AXES[key]
+        block[axis] = tuple(float(v) for v in values) if axis == "a" else tuple(values)
+    return block

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from headshare.tasks.base import TaskSettings, common_settings, model_axes
+from headshare.tasks.base import TaskSettings, common_settings, grid_fields, model_axes
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ def readoff_settings(config: dict) -> ReadoffSettings:
     section = config["readoff"]
     return ReadoffSettings(
         **common_settings(config, "readoff"),
-        grid={**model_axes(section["grid"]), "seed": tuple(section["grid"]["seeds"])},
+        **grid_fields({**model_axes(section["grid"]), "seed": tuple(section["grid"]["seeds"])}),
         length=section["length"],
         eval_sequences=section["eval_sequences"],
         seed=section["seed"],

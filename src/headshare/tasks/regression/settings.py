@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from headshare.tasks.base import TaskSettings, common_settings, model_axes
+from headshare.tasks.base import TaskSettings, common_settings, grid_fields, model_axes
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ def regression_settings(config: dict) -> RegressionSettings:
     grid = section["grid"]
     return RegressionSettings(
         **common_settings(config, "regression"),
-        grid={"attention": tuple(grid["attention"]), **model_axes(grid), "seed": tuple(grid["seeds"])},
+        **grid_fields({"attention": tuple(grid["attention"]), **model_axes(grid), "seed": tuple(grid["seeds"])}),
         dim=section["dim"],
         n_context=section["n_context"],
         eval_tasks=section["eval_tasks"],
