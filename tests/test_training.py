@@ -2,7 +2,7 @@
 
 import math
 import types
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ from headshare.checkpoint import (
     save_atomic,
     save_ensemble,
 )
+from headshare.cohort_training import convergence_record
 from headshare.model import EnsembleTransformer, ModelConfig
 from headshare.tasks.hmm.source import HMMSource
 from headshare.tasks.readoff.source import ReadoffSource
@@ -465,3 +466,150 @@ def test_a_run_resumed_after_it_stopped_stays_stopped(tmp_path: Path):
     assert resumed.eval_steps.tolist() == straight.eval_steps.tolist()
     for name, tensor in first.state_dict().items():
         assert torch.equal(again.state_dict()[name], tensor)
+
+
+# ------------------------------------------------------------------------------ per-member stopping
+
+HELDOUT_STEP = 10**6  # a step no training run reaches: the held-out batch is no training batch
+
+
+def heldout_evaluator(seeds: tuple[int, ...], drift: dict | None = None, calls_before: int = 0):
+    """Each member's cross-entropy on a fixed held-out batch of its own chain (seeded by its data seed),
+    plus ``drift[seed](n)`` at the n-th evaluation for members whose convergence a test delays. Pure in
+    each member's own weights and seed, so a member's curve does not depend on its ensemble; a resumed run
+    passes the evaluations it had already done as ``calls_before``."""
+    batch = MarkovSource(seeds, batch_size=64, n_ctx=SMALL.n_ctx)(HELDOUT_STEP)
+    drift = drift or {}
+    calls = [calls_before]
+
+    def evaluate(model: EnsembleTransformer) -> dict[str, np.ndarray]:
+        calls[0] += 1
+        metric = per_member_loss(model(batch.inputs), batch, "xent").double().numpy()
+        metric += np.array([drift[seed](calls[0]) if seed in drift else 0.0 for seed in seeds])
+        return {"metric": metric, "metric_se": np.full(len(seeds), 1e-3)}
+
+    return evaluate
+
+
+def converges_late(n: int) -> float:
+    """A term falling 0.05 per evaluation until the 15th (step 30 at eval_every 2), flat after."""
+    return 0.05 * max(0, 15 - n)
+
+
+def never_converges(n: int) -> float:
+    """A term falling ~2/n per doubling: faster than the tolerance through step 40."""
+    return 3.0 / n
+
+
+TARGET = 3  # the member whose stop the tests follow
+COHORT = (4, TARGET, 5)  # 4 converges later than TARGET, 5 never
+DRIFT = {4: converges_late, 5: never_converges}
+
+
+def stopping_config(**overrides) -> TrainConfig:
+    return convergence_config(lr=2e-2, convergence_tolerance=0.05, **overrides)
+
+
+def train_members(seeds: tuple[int, ...], cfg: TrainConfig, evaluate, **kwargs):
+    model = EnsembleTransformer.from_seeds(SMALL, list(seeds))
+    source = kwargs.pop("source", MarkovSource(seeds, batch_size=cfg.batch_size, n_ctx=SMALL.n_ctx))
+    result = train_ensemble(
+        model, source, cfg, "xent", model_names=[f"m{s}" for s in seeds], evaluate=evaluate, progress=False,
+        **kwargs,
+    )
+    return model, result
+
+
+def test_a_member_stops_where_it_stops_alone_whatever_its_cohort():
+    cfg = stopping_config()
+    alone_model, alone = train_members((TARGET,), cfg, heldout_evaluator((TARGET,)))
+    model, result = train_members(COHORT, cfg, heldout_evaluator(COHORT, DRIFT))
+    stop = alone.steps
+    assert cfg.min_steps < stop < cfg.max_steps and alone.member_steps.tolist() == [stop]
+    index = COHORT.index(TARGET)
+    # the cohort runs on: one member converges later, one never
+    assert result.steps == cfg.max_steps
+    assert stop < result.member_steps[0] < cfg.max_steps and result.member_steps[2] == cfg.max_steps
+    assert result.member_steps[index] == stop
+    assert result.convergence[index].converged and not result.convergence[2].converged
+    assert result.convergence[index].window_start == alone.convergence[0].window_start
+    assert result.convergence[index].plateau == pytest.approx(alone.convergence[0].plateau, abs=1e-6)
+
+    eval_steps, evaluations = result.member_evaluations(index)
+    assert eval_steps.tolist() == alone.eval_steps.tolist() == list(range(2, stop + 1, 2))
+    np.testing.assert_allclose(evaluations["metric"], alone.evaluations["metric"][0], rtol=0, atol=1e-6)
+    for member, own_stop in enumerate(result.member_steps):  # each curve ends at its own stop
+        own = result.eval_steps <= own_stop
+        assert np.isfinite(result.evaluations["metric"][member, own]).all()
+        assert np.isnan(result.evaluations["metric"][member, ~own]).all()
+    assert (result.eval_steps > stop).any()
+
+    record = convergence_record(result, index)  # what the member's training.json keeps
+    assert record["steps_trained"] == stop and record["eval_steps"] == alone.eval_steps.tolist()
+    assert record["converged"] and record["plateau"] == pytest.approx(alone.convergence[0].plateau, abs=1e-6)
+    np.testing.assert_allclose(record["evaluations"]["metric"], alone.evaluations["metric"][0], rtol=0, atol=1e-6)
+
+    log_steps, losses = result.member_losses(index)
+    assert log_steps.tolist() == alone.log_steps.tolist() and log_steps[-1] == stop
+    np.testing.assert_allclose(losses, alone.losses[0], rtol=0, atol=1e-6)
+    assert np.isnan(result.losses[index, result.log_steps > stop]).all()
+
+    for name, value in alone_model.member_state_dict(0).items():
+        assert torch.allclose(model.member_state_dict(index)[name], value, rtol=0, atol=1e-6), name
+
+
+def recording(evaluate, snapshots: dict):
+    """``evaluate``, keeping a copy of the parameters at every evaluation, by step (eval_every 2)."""
+
+    def record(model: EnsembleTransformer) -> dict[str, np.ndarray]:
+        snapshots[2 * (len(snapshots) + 1)] = {n: p.detach().clone() for n, p in model.named_parameters()}
+        return evaluate(model)
+
+    return record
+
+
+def test_a_frozen_member_keeps_the_parameters_of_its_stop_step():
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}
+    cfg = stopping_config()
+    model, result = train_members(COHORT, cfg, recording(heldout_evaluator(COHORT, DRIFT), snapshots))
+    index = COHORT.index(TARGET)
+    stop = int(result.member_steps[index])
+    assert stop < cfg.max_steps and sorted(snapshots) == list(range(2, cfg.max_steps + 1, 2))
+    final = dict(model.named_parameters())
+    for name, at_stop in snapshots[stop].items():
+        assert not torch.equal(snapshots[stop - 2][name][index], at_stop[index]), name  # it trained until then
+        for step in range(stop, cfg.max_steps + 1, 2):
+            assert torch.equal(snapshots[step][name][index], at_stop[index]), (name, step)
+        assert torch.equal(final[name][index], at_stop[index]), name
+    # the members still training kept moving
+    assert not torch.equal(final["W_U"][2], snapshots[stop]["W_U"][2])
+
+
+def test_resume_between_member_stops_is_bit_identical(tmp_path: Path):
+    cfg = stopping_config(checkpoint_every=4)
+    straight_model, straight = train_members(COHORT, cfg, heldout_evaluator(COHORT, DRIFT))
+    first_stop, later_stop = straight.member_steps[COHORT.index(TARGET)], straight.member_steps[0]
+    saved = (first_stop // 4 + 1) * 4  # the first checkpoint after TARGET stopped
+    assert first_stop < saved < later_stop
+
+    path = tmp_path / "ckpt.pt"
+    source = MarkovSource(COHORT, batch_size=cfg.batch_size, n_ctx=SMALL.n_ctx)
+    with pytest.raises(Interrupt):
+        train_members(COHORT, cfg, heldout_evaluator(COHORT, DRIFT), source=InterruptAt(source, saved + 1),
+                      checkpoint_path=path)
+    payload = torch.load(path, weights_only=True)
+    assert payload["step"] == saved
+    assert payload["member_stops"].tolist() == [-1, first_stop, -1]
+    resumed_model, resumed = train_members(
+        COHORT, cfg, heldout_evaluator(COHORT, DRIFT, calls_before=saved // cfg.eval_every), checkpoint_path=path
+    )
+    for name, value in straight_model.state_dict().items():
+        assert torch.equal(resumed_model.state_dict()[name], value), name
+    assert resumed.steps == straight.steps
+    assert resumed.member_steps.tolist() == straight.member_steps.tolist()
+    assert np.array_equal(resumed.log_steps, straight.log_steps)
+    assert np.array_equal(resumed.losses, straight.losses, equal_nan=True)
+    assert np.array_equal(resumed.eval_steps, straight.eval_steps)
+    for name, values in straight.evaluations.items():
+        assert np.array_equal(resumed.evaluations[name], values, equal_nan=True), name
+    np.testing.assert_equal([astuple(c) for c in resumed.convergence], [astuple(c) for c in straight.convergence])

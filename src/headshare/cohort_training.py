@@ -2,7 +2,9 @@
 
 Glue between the task (its model shape and batch source) and the ensemble trainer (headshare.training):
 it builds the ensemble, trains it, then splits it into per-model files so that every later stage (and
-every user) handles models one at a time.
+every user) handles models one at a time. Each member stops training on its own convergence test
+(headshare.training), and its record holds its own curves and stop step only, so a model's files depend on
+its own coordinates, never on the other members of its cohort.
 """
 
 from __future__ import annotations
@@ -45,7 +47,10 @@ def train_cohort(
     checkpoint_path: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Train a cohort as one ensemble and write each member's ``model.pt`` and ``training.json``."""
+    """Train a cohort as one ensemble and write each member's ``model.pt`` and ``training.json``.
+
+    A record's ``log_steps``/``losses`` are the member's own training-loss windows (ending at its stop, whose
+    window may be partial) and ``final_loss`` the last of them."""
     cfg = task.model_config(settings, cohort)
     train_config = settings.train_config()
     seeds = [data_seed(member.coords, task.name) for member in cohort.members]
@@ -66,15 +71,16 @@ def train_cohort(
     for index, (member, model_path, record_path) in enumerate(zip(cohort.members, model_paths, record_paths)):
         single = EnsembleTransformer.from_members(cfg, [model.member_state_dict(index)])
         save_ensemble(model_path, single, [member.path])
+        log_steps, losses = result.member_losses(index)
         record = {
             "model": member.path,
             "coords": to_jsonable(member.coords),
             "model_config": asdict(cfg),
             "train_config": asdict(train_config),
             "loss": loss,
-            "log_steps": result.log_steps.tolist(),
-            "losses": result.losses[index].tolist(),
-            "final_loss": float(result.losses[index, -1]),
+            "log_steps": log_steps.tolist(),
+            "losses": losses.tolist(),
+            "final_loss": float(losses[-1]) if len(losses) else float("nan"),
             **convergence_record(result, index),
             **provenance_attrs(settings.config, task=task.name, model=member.path, seed=member.coords["seed"]),
         }
@@ -85,12 +91,14 @@ def train_cohort(
 
 
 def convergence_record(result: TrainResult, index: int) -> dict[str, Any]:
-    """Member ``index``'s evaluation curves and convergence test, as training.json keeps them."""
+    """Member ``index``'s evaluation curves up to its own stop, the steps it trained (its own stop step) and
+    its convergence test on that curve, as training.json keeps them."""
     test = result.convergence[index] if result.convergence else None
+    eval_steps, evaluations = result.member_evaluations(index)
     return {
-        "steps_trained": result.steps,
-        "eval_steps": result.eval_steps.tolist(),
-        "evaluations": {name: values[index].tolist() for name, values in result.evaluations.items()},
+        "steps_trained": int(result.member_steps[index]),
+        "eval_steps": eval_steps.tolist(),
+        "evaluations": {name: values.tolist() for name, values in evaluations.items()},
         "converged": bool(test.converged) if test else False,
         "plateau": test.plateau if test else float("nan"),
         "plateau_se": test.plateau_se if test else float("nan"),

@@ -15,6 +15,15 @@ Data are infinite: a ``BatchSource`` draws new sequences every step from generat
 (member seed, step) alone. Nothing is cached, so a model cannot overfit a fixed set; a member's
 stream does not depend on its cohort; and a source needs no saved state to resume, which is
 what makes a resumed run bit-identical (on CPU) to an uninterrupted one.
+
+Stopping is per member. With an evaluator and a ``convergence_tolerance``, every member is evaluated
+every ``eval_every`` steps; from ``min_steps`` on, a member whose own evaluation curve passes the
+convergence test is frozen: its parameters are written back after every later optimizer step, so its
+final weights are its weights at that step, and its evaluations and training losses end there (NaN
+after). The cohort stops once every member is frozen, or at ``max_steps``. A member's weights, curves and
+stop step therefore depend on its own coordinates only, not on which members share its ensemble: a
+member frozen at step s ends exactly where it would have ended trained alone (up to the rounding of
+batched arithmetic), whether its cohort-mates converge sooner, later or never.
 """
 
 from __future__ import annotations
@@ -47,7 +56,7 @@ from headshare.model import EnsembleTransformer
 LOSSES = ("xent", "mse")
 DEVICES = ("auto", "cpu", "cuda")
 FINAL_LR_FRACTION = 0.1
-TRAIN_CHECKPOINT_FORMAT = "headshare.train-checkpoint/2"
+TRAIN_CHECKPOINT_FORMAT = "headshare.train-checkpoint/3"
 CPU_MICRO_BATCH = 256
 # Settings that change speed (and float rounding) but not the optimisation problem: a run
 # may resume under different values.
@@ -74,8 +83,8 @@ class TrainConfig:
     micro_batch: int | None = None
     compile: bool = False
     eval_every: int = 100
-    convergence_tolerance: float | None = None  # None: train all max_steps; else stop once every member converged
-    min_steps: int = 0  # never stop before: a plateau before a late drop (e.g. a phase transition) is no end
+    convergence_tolerance: float | None = None  # None: train all max_steps; else each member stops once converged
+    min_steps: int = 0  # no member stops before: a plateau before a late drop (e.g. a phase transition) is no end
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "batch_size", "log_every", "checkpoint_every", "eval_every"):
@@ -200,18 +209,35 @@ lower is better, and its standard error), and any further curves [E, ...] worth 
 
 @dataclass(frozen=True)
 class TrainResult:
-    """Training curves: ``losses[e, i]`` is member e's mean training loss over the steps that ended at
+    """Training curves: ``losses[e, i]`` is member e's mean training loss over its steps that ended at
     ``log_steps[i]``; ``evaluations[name][e, j]`` is the evaluator's ``name`` for member e after
-    ``eval_steps[j]`` steps. ``convergence[e]`` is the convergence test on member e's final curve (None
-    without an evaluator); ``steps`` is how many steps the cohort trained."""
+    ``eval_steps[j]`` steps. ``steps`` is how many steps the cohort's loop ran; ``member_steps[e]`` how many
+    member e trained: the step at which it was frozen (see the module docstring), else ``steps``. A member's
+    entries after its own stop are NaN, and ``log_steps`` also holds each frozen member's stop step where a
+    logging window was open then (that member's last, partial window; NaN for the others), so that
+    ``member_losses(e)`` and ``member_evaluations(e)`` are exactly the curves member e would have had trained
+    alone. ``convergence[e]`` is the convergence test on member e's own curve up to its stop (None without
+    an evaluator and a tolerance)."""
 
     model_names: list[str]
     log_steps: np.ndarray  # [n_log] int
-    losses: np.ndarray  # [E, n_log] float
+    losses: np.ndarray  # [E, n_log] float, NaN where member e has no entry
     steps: int = 0
     eval_steps: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     evaluations: dict[str, np.ndarray] = field(default_factory=dict)
     convergence: list[Convergence] | None = None
+    member_steps: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # [E] int
+
+    def member_losses(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Member ``index``'s own training-loss curve: (log steps, window means), its NaN entries (after its
+        stop, or another member's partial window) left out. The last mean is its final training loss."""
+        own = np.isfinite(self.losses[index])
+        return self.log_steps[own], self.losses[index, own]
+
+    def member_evaluations(self, index: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Member ``index``'s own evaluation curves, up to and including its stop: (steps, name -> [n, ...])."""
+        own = self.eval_steps <= self.member_steps[index]
+        return self.eval_steps[own], {name: values[index, own] for name, values in self.evaluations.items()}
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -316,10 +342,13 @@ def train_ensemble(
     """Train every member of ``model`` in place for at most ``cfg.max_steps`` steps.
 
     With ``evaluate``, every member is evaluated every ``cfg.eval_every`` steps and at the end; with a
-    ``cfg.convergence_tolerance`` as well, training stops early once every member passes the convergence
-    test (headshare.analysis.convergence) on its evaluation curve. With ``checkpoint_path``, state is saved
-    every ``cfg.checkpoint_every`` steps and at the end, and training resumes from that file if it exists.
-    Raises ``NonFiniteLossError`` naming the member(s) and the step as soon as a loss is NaN or infinite.
+    ``cfg.convergence_tolerance`` as well, each member is frozen (stops training) at the first evaluation
+    from ``cfg.min_steps`` on where its own curve passes the convergence test
+    (headshare.analysis.convergence), and training ends once every member is frozen. Each member stops on
+    its own curve, so that its artifacts do not depend on the other members of its cohort. With
+    ``checkpoint_path``, state (frozen members included) is saved every ``cfg.checkpoint_every`` steps and
+    at the end, and training resumes from that file if it exists. Raises ``NonFiniteLossError`` naming the
+    member(s) and the step as soon as the loss of a member still training is NaN or infinite.
     """
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
@@ -334,17 +363,19 @@ def train_ensemble(
     params = list(model.parameters())
     curve = _Curve(model.n_members, device)
     evaluations = _Evaluations()
+    frozen = _Frozen(params, model.n_members, device)
     start = 0
     if checkpoint_path is not None and Path(checkpoint_path).exists():
-        start = _resume(checkpoint_path, model, optimizer, curve, evaluations, cfg, names, device)
-    if evaluations.may_stop(cfg, start):  # a resumed run that had already stopped stays stopped
-        return curve.result(names, evaluations, cfg, start)
+        start = _resume(checkpoint_path, model, optimizer, curve, evaluations, frozen, cfg, names, device)
+    if frozen.everyone():  # a resumed run that had already stopped stays stopped
+        return curve.result(names, evaluations, frozen, cfg, start)
 
     bar = tqdm(
         total=cfg.max_steps, initial=start, desc=f"{model.n_members} models", unit="step", disable=not progress,
         mininterval=0.1 if sys.stderr.isatty() else 30.0,  # a log file gets a line every 30 s, not every step
     )
     done = start
+    postfix: dict[str, str] = {}
     with Prefetcher(source, end=cfg.max_steps) as batches, bar:
         for step in range(start, cfg.max_steps):
             batch = batches(step).to(device)
@@ -356,28 +387,33 @@ def train_ensemble(
                 group["lr"] = learning_rate(step, cfg)
             optimizer.zero_grad(set_to_none=True)
             losses = _backward(forward, batch, loss, micro_batch)
-            _check_finite(losses, names, step)
+            _check_finite(losses, names, step, frozen.mask)
             if cfg.grad_clip is not None:
                 clip_grad_norm_per_member(params, cfg.grad_clip)
             optimizer.step()
-            curve.add(losses.detach())
+            frozen.restore()
+            curve.add(losses.detach(), frozen.mask)
             done = step + 1
             last = done == cfg.max_steps
             if done % cfg.log_every == 0 or last:
-                bar.set_postfix(loss=f"{curve.close_window(done).mean().item():.4f}", refresh=False)
-            stop = False
+                postfix["loss"] = f"{torch.nanmean(curve.close_window(done, frozen.mask)).item():.4f}"
+                bar.set_postfix(postfix, refresh=False)
             if evaluate is not None and (done % cfg.eval_every == 0 or last):
-                evaluations.add(done, _evaluated(model, evaluate))
-                stop = evaluations.may_stop(cfg, done)
-                if stop and curve.window_count:
-                    curve.close_window(done)
+                evaluations.add(done, _evaluated(model, evaluate), frozen.stopped())
+                newly = evaluations.converged_members(cfg, done, frozen.stopped())
+                if newly:
+                    frozen.freeze(newly, done)
+                    curve.close_members(done, newly)
+                    postfix["frozen"] = f"{frozen.count()}/{model.n_members}"  # no line per member: a count
+                    bar.set_postfix(postfix, refresh=False)
+            stop = frozen.everyone()
             if checkpoint_path is not None and (done % cfg.checkpoint_every == 0 or last or stop):
-                _save(checkpoint_path, model, optimizer, curve, evaluations, cfg, names, done)
+                _save(checkpoint_path, model, optimizer, curve, evaluations, frozen, cfg, names, done)
             bar.update(1)
             if stop:
                 print(f"every model converged after {done} steps (max_steps {cfg.max_steps})")
                 break
-    return curve.result(names, evaluations, cfg, done)
+    return curve.result(names, evaluations, frozen, cfg, done)
 
 
 @torch.no_grad()
@@ -390,37 +426,49 @@ def _evaluated(model: EnsembleTransformer, evaluate: Evaluator) -> dict[str, np.
 
 
 class _Evaluations:
-    """Every evaluation so far: steps and, per evaluator output, one [E, ...] array per step."""
+    """Every evaluation so far: steps and, per evaluator output, one [E, ...] array per step (NaN for
+    members that were frozen before that step)."""
 
     def __init__(self) -> None:
         self.steps: list[int] = []
         self.values: dict[str, list[np.ndarray]] = {}
 
-    def add(self, step: int, values: dict[str, np.ndarray]) -> None:
+    def add(self, step: int, values: dict[str, np.ndarray], stopped: np.ndarray) -> None:
+        """Record the evaluation after ``step`` steps; members ``stopped`` (bool [E]) get NaN: their curves
+        ended at their own stop."""
         missing = {"metric", "metric_se"} - set(values)
         if missing:
             raise ValueError(f"an evaluator must return {sorted(missing)}")
         self.steps.append(step)
         for name, array in values.items():
+            if stopped.any():
+                array = array.astype(np.float64, copy=True)
+                array[stopped] = np.nan
             self.values.setdefault(name, []).append(array)
 
     def stacked(self) -> dict[str, np.ndarray]:
         """name -> [E, n_eval, ...]"""
         return {name: np.stack(arrays, axis=1) for name, arrays in self.values.items()}
 
-    def convergence(self, tolerance: float) -> list[Convergence]:
-        stacked = self.stacked()
-        steps = np.asarray(self.steps, dtype=np.float64)
-        return [
-            convergence(steps, metric, error, tolerance)
-            for metric, error in zip(stacked["metric"], stacked["metric_se"])
-        ]
+    def member_convergence(self, member: int, until: int, tolerance: float) -> Convergence:
+        """The convergence test on member ``member``'s own curve: its evaluations up to step ``until``."""
+        n = int(np.searchsorted(self.steps, until, side="right"))
+        steps = np.asarray(self.steps[:n], dtype=np.float64)
+        metric = np.array([array[member] for array in self.values["metric"][:n]], dtype=np.float64)
+        error = np.array([array[member] for array in self.values["metric_se"][:n]], dtype=np.float64)
+        return convergence(steps, metric, error, tolerance)
 
-    def may_stop(self, cfg: TrainConfig, done: int) -> bool:
-        """Whether training may end after ``done`` steps: past min_steps, with every member converged."""
-        if cfg.convergence_tolerance is None or not self.steps or done < cfg.min_steps:
-            return False
-        return all(result.converged for result in self.convergence(cfg.convergence_tolerance))
+    def converged_members(self, cfg: TrainConfig, done: int, stopped: np.ndarray) -> list[int]:
+        """The members still training (not ``stopped``) that stop after ``done`` steps: past min_steps,
+        with their own curve (up to ``done``) converged."""
+        tolerance = cfg.convergence_tolerance
+        if tolerance is None or not self.steps or done < cfg.min_steps:
+            return []
+        return [
+            member
+            for member in np.flatnonzero(~stopped).tolist()
+            if self.member_convergence(member, done, tolerance).converged
+        ]
 
     def state(self) -> dict[str, Any]:
         return {
@@ -465,8 +513,67 @@ class _CompiledOrEager:
         return self.model(inputs)
 
 
+class _Frozen:
+    """Members that stopped training: the step each stopped at (-1 while it trains), and a copy of the
+    stopped members' parameter slices, written back after every optimizer step so they never change."""
+
+    def __init__(self, params: list[Tensor], n_members: int, device: torch.device) -> None:
+        self.params = params
+        self.at = np.full(n_members, -1, dtype=np.int64)
+        self.mask = torch.zeros(n_members, dtype=torch.bool, device=device)  # the stopped members
+        self._index: Tensor | None = None
+        self._saved: list[Tensor] = []
+
+    def stopped(self) -> np.ndarray:
+        return self.at >= 0
+
+    def count(self) -> int:
+        return int(self.stopped().sum())
+
+    def everyone(self) -> bool:
+        return bool(self.stopped().all())
+
+    def freeze(self, members: list[int], step: int) -> None:
+        """Stop ``members`` after ``step`` steps, at their current parameters."""
+        self.at[members] = step
+        self._snapshot()
+
+    @torch.no_grad()
+    def _snapshot(self) -> None:
+        # Members stopped earlier were restored after the last step, so copying them again is exact.
+        index = np.flatnonzero(self.stopped())
+        self.mask = torch.from_numpy(self.stopped()).to(self.mask.device)
+        if len(index) == 0:
+            self._index, self._saved = None, []
+            return
+        self._index = torch.from_numpy(index).to(self.mask.device)
+        self._saved = [p.detach().index_select(0, self._index).clone() for p in self.params]
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        """Write the stopped members' parameters back (after an optimizer step moved them)."""
+        if self._index is None:
+            return
+        for param, saved in zip(self.params, self._saved):
+            param.index_copy_(0, self._index, saved)
+
+    def member_steps(self, steps: int) -> np.ndarray:
+        """[E] steps each member trained, when the loop ran ``steps``."""
+        return np.where(self.stopped(), self.at, steps)
+
+    def state(self) -> dict[str, Any]:
+        return {"member_stops": torch.from_numpy(self.at.copy())}
+
+    def load(self, state: dict[str, Any]) -> None:
+        """Stopped members stay stopped at the parameters just loaded (those they stopped with)."""
+        self.at = state["member_stops"].cpu().numpy().astype(np.int64)
+        self._snapshot()
+
+
 class _Curve:
-    """Running per-member loss sums, averaged into one log entry every ``log_every`` steps."""
+    """Running per-member loss sums, averaged into one log entry every ``log_every`` steps. A frozen
+    member's window is closed early at its stop step (an entry of its own, NaN for the others) and it gets
+    NaN from then on, so each member's curve is the one it would have trained alone."""
 
     def __init__(self, n_members: int, device: torch.device) -> None:
         self.window_sum = torch.zeros(n_members, device=device)
@@ -474,17 +581,30 @@ class _Curve:
         self.steps: list[int] = []
         self.means: list[Tensor] = []
 
-    def add(self, losses: Tensor) -> None:
-        self.window_sum += losses
+    def add(self, losses: Tensor, stopped: Tensor) -> None:
+        self.window_sum += losses.masked_fill(stopped, 0.0)
         self.window_count += 1
 
-    def close_window(self, done: int) -> Tensor:
-        mean = self.window_sum / self.window_count
+    def close_window(self, done: int, stopped: Tensor) -> Tensor:
+        """Log the window ending after ``done`` steps: [E] means, NaN for ``stopped`` members."""
+        mean = (self.window_sum / self.window_count).masked_fill(stopped, float("nan"))
         self.steps.append(done)
         self.means.append(mean)
         self.window_sum = torch.zeros_like(self.window_sum)
         self.window_count = 0
         return mean
+
+    def close_members(self, done: int, members: list[int]) -> None:
+        """Close the open window of ``members``, which stop after ``done`` steps, as a log entry at ``done``
+        of their own (the others' windows stay open: NaN there)."""
+        if not self.window_count:
+            return
+        index = torch.tensor(members, device=self.window_sum.device)
+        mean = torch.full_like(self.window_sum, float("nan"))
+        mean[index] = self.window_sum[index] / self.window_count
+        self.window_sum[index] = 0.0
+        self.steps.append(done)
+        self.means.append(mean)
 
     def state(self) -> dict[str, Any]:
         return {
@@ -502,9 +622,12 @@ class _Curve:
         self.window_sum = state["window_sum"].to(self.window_sum.device)
         self.window_count = state["window_count"]
 
-    def result(self, names: list[str], evaluations: _Evaluations, cfg: TrainConfig, steps: int) -> TrainResult:
+    def result(
+        self, names: list[str], evaluations: _Evaluations, frozen: _Frozen, cfg: TrainConfig, steps: int
+    ) -> TrainResult:
         losses = torch.stack(self.means, dim=1) if self.means else torch.zeros(len(names), 0)
         tolerance = cfg.convergence_tolerance
+        member_steps = frozen.member_steps(steps)
         return TrainResult(
             names,
             np.asarray(self.steps, dtype=np.int64),
@@ -512,12 +635,18 @@ class _Curve:
             steps=steps,
             eval_steps=np.asarray(evaluations.steps, dtype=np.int64),
             evaluations=evaluations.stacked() if evaluations.steps else {},
-            convergence=evaluations.convergence(tolerance) if evaluations.steps and tolerance else None,
+            convergence=(
+                [evaluations.member_convergence(e, int(until), tolerance) for e, until in enumerate(member_steps)]
+                if evaluations.steps and tolerance
+                else None
+            ),
+            member_steps=member_steps,
         )
 
 
-def _check_finite(losses: Tensor, names: list[str], step: int) -> None:
-    bad = (~torch.isfinite(losses)).nonzero().squeeze(1).tolist()
+def _check_finite(losses: Tensor, names: list[str], step: int, stopped: Tensor) -> None:
+    """Raise if a member still training has a non-finite loss (a frozen member's loss is not used)."""
+    bad = (~torch.isfinite(losses) & ~stopped).nonzero().squeeze(1).tolist()
     if bad:
         listed = ", ".join(f"{names[i]!r} (loss {losses[i].item()})" for i in bad)
         raise NonFiniteLossError(f"non-finite training loss at step {step} for model(s) {listed}")
@@ -538,6 +667,7 @@ def _save(
     optimizer: torch.optim.Optimizer,
     curve: _Curve,
     evaluations: _Evaluations,
+    frozen: _Frozen,
     cfg: TrainConfig,
     names: list[str],
     done: int,
@@ -553,6 +683,7 @@ def _save(
             "optimizer": optimizer.state_dict(),
             **curve.state(),
             **evaluations.state(),
+            **frozen.state(),
         },
         path,
     )
@@ -564,11 +695,13 @@ def _resume(
     optimizer: torch.optim.Optimizer,
     curve: _Curve,
     evaluations: _Evaluations,
+    frozen: _Frozen,
     cfg: TrainConfig,
     names: list[str],
     device: torch.device,
 ) -> int:
-    """Load a training checkpoint into model, optimizer and curve; returns the steps done."""
+    """Load a training checkpoint into model, optimizer, curve, evaluations and the frozen members;
+    returns the steps done."""
     payload = load_payload(path, map_location=device)
     if payload.get("format") != TRAIN_CHECKPOINT_FORMAT:
         raise CheckpointMismatchError(
@@ -588,4 +721,5 @@ def _resume(
     optimizer.load_state_dict(payload["optimizer"])
     curve.load(payload)
     evaluations.load(payload)
+    frozen.load(payload)
     return payload["step"]
