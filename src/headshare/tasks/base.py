@@ -108,7 +108,7 @@ class Variable:
 # What every model's training record adds to the combined store (see headshare.analysis.convergence).
 TRAINING_RECORD = {
     "final_train_loss": Variable((), "mean training loss over the last logging window"),
-    "steps_trained": Variable((), "steps the model trained (its cohort stops once every member converged)"),
+    "steps_trained": Variable((), "steps the model trained (it stops once it converged, whatever its cohort does)"),
     "converged": Variable((), "1 if the model passed the convergence test, else 0"),
     "plateau": Variable((), "the convergence metric's mean over the last quarter of the evaluations"),
     "plateau_se": Variable((), "the evaluations' standard error over that window (root mean square)"),
