@@ -51,6 +51,7 @@ from headshare.checkpoint import (
     load_payload,
     save_atomic,
 )
+from headshare.counter_rng import stream_key
 from headshare.model import EnsembleTransformer
 
 LOSSES = ("xent", "mse")
@@ -161,6 +162,14 @@ def member_rng(seed: int, step: int) -> np.random.Generator:
     if seed < 0 or step < 0:
         raise ValueError(f"seed and step must be >= 0, got seed={seed}, step={step}")
     return np.random.default_rng((TRAIN_STREAM, seed, step))
+
+
+def member_key(seed: int, step: int) -> int:
+    """The counter-based stream key (headshare.counter_rng) of one member's training data at one step: what
+    a source that samples on the training device draws from instead of :func:`member_rng`."""
+    if seed < 0 or step < 0:
+        raise ValueError(f"seed and step must be >= 0, got seed={seed}, step={step}")
+    return stream_key(TRAIN_STREAM, seed, step)
 
 
 def loss_positions(n_ctx: int, last_only: bool) -> Tensor:
