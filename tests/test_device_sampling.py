@@ -91,3 +91,41 @@ def test_cuda_draws_the_same_tokens_as_the_cpu():
     on_cpu = DeviceProductSampler([PAIR, PAIR], CPU)(keys, 512, 11)
     on_gpu = DeviceProductSampler([PAIR, PAIR], torch.device("cuda"))(keys, 512, 11)
     assert torch.equal(on_cpu, on_gpu.cpu())
+
+
+def test_readoff_on_a_device_follows_the_task_law():
+    from headshare.tasks.readoff.device_sampler import sample_readoff_on
+    from headshare.tasks.readoff.sampler import CLASS_PAIRS, N_SIGNAL, READOFF_TOKEN, pair_class
+
+    n_seq, length = 40_000, 8
+    tokens, labels = sample_readoff_on(torch.tensor([stream_key(31), stream_key(32)]), n_seq, length, CPU)
+    tokens, labels = tokens.numpy(), labels.numpy()
+    assert (tokens[:, :, -1] == READOFF_TOKEN).all()
+    is_signal = tokens[:, :, :-1] < N_SIGNAL
+    assert (is_signal.sum(axis=2) == 2).all()  # exactly two signal slots, distinct
+    slots = np.argwhere(is_signal.reshape(-1, length - 1))[:, 1]
+    assert stats.chisquare(np.bincount(slots, minlength=length - 1)).pvalue > P_FLOOR  # uniform slots
+    noise = tokens[:, :, :-1][~is_signal]
+    assert stats.chisquare(np.bincount(noise - N_SIGNAL)).pvalue > P_FLOOR  # uniform noise tokens
+    pairs = tokens[:, :, :-1][is_signal].reshape(-1, 2)
+    assert (pair_class(pairs[:, 0], pairs[:, 1]) == labels.ravel()).all()
+    law = np.array([1 / 16 if a == b else 2 / 16 for a, b in CLASS_PAIRS])
+    counts = np.bincount(labels.ravel(), minlength=len(CLASS_PAIRS))
+    assert stats.chisquare(counts, law * counts.sum()).pvalue > P_FLOOR
+
+
+def test_regression_on_a_device_follows_the_task_law():
+    from headshare.tasks.regression.device_sampler import sample_regression_on
+
+    d, n_context, n_tasks = 4, 6, 20_000
+    tokens, targets = sample_regression_on(torch.tensor([stream_key(41)]), n_tasks, d, n_context, CPU)
+    tokens, targets = tokens[0].double().numpy(), targets[0].double().numpy()
+    assert tokens.shape == (n_tasks, n_context + 1, d + 1) and (tokens[:, -1, -1] == 0).all()
+    x = tokens[:, :, :d]
+    assert stats.kstest(x.ravel(), "uniform", args=(-0.5, 1.0)).pvalue > P_FLOOR
+    # w is the exact least-squares solution of d noiseless context equations: recover it and test its law
+    w = np.linalg.lstsq(x[0, :d], tokens[0, :d, -1], rcond=None)[0]
+    np.testing.assert_allclose(x[0, -1] @ w, targets[0], rtol=1e-4, atol=1e-5)
+    weights = np.stack([np.linalg.solve(x[t, :d], tokens[t, :d, -1]) for t in range(2000)])
+    assert stats.kstest(weights.ravel(), "norm").pvalue > P_FLOOR
+    assert stats.pearsonr(weights[:, 0], weights[:, 1]).pvalue > P_FLOOR

@@ -172,6 +172,19 @@ def member_key(seed: int, step: int) -> int:
     return stream_key(TRAIN_STREAM, seed, step)
 
 
+def member_keys(seeds: Sequence[int], step: int) -> Tensor:
+    """[E] int64: every member's stream key at one step (see :func:`member_key`)."""
+    return torch.tensor([member_key(seed, step) for seed in seeds], dtype=torch.int64)
+
+
+def sampling_device(device: str) -> torch.device | None:
+    """Where a batch source draws for training on ``device`` (a TrainConfig.device value): on the GPU when
+    training runs there, so it never waits for host tokens; None on a CPU, where the host (numpy) samplers
+    are as fast and draw on the prefetch thread."""
+    resolved = resolve_device(device)
+    return resolved if resolved.type == "cuda" else None
+
+
 def loss_positions(n_ctx: int, last_only: bool) -> Tensor:
     """[n_ctx] bool mask: every position, or the last one only."""
     mask = torch.zeros(n_ctx, dtype=torch.bool)

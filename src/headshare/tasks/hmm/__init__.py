@@ -91,17 +91,16 @@ class HMMTask(Task):
 
     def batch_source(self, settings: HMMSettings, cohort: Cohort, seeds: list[int], batch_size: int) -> tuple[BatchSource, str]:
         from headshare.tasks.hmm.source import HMMSource
-        from headshare.training import resolve_device
+        from headshare.training import sampling_device
 
         condition = settings.condition(cohort.coords["condition"])
-        device = resolve_device(settings.device)
         source = HMMSource(
             processes=[condition.factor_processes(member.coords["a"]) for member in cohort.members],
             seeds=seeds,
             batch_size=batch_size,
             n_ctx=settings.context,
             last_only=[member.coords["loss"] == "last" for member in cohort.members],
-            device=device if device.type == "cuda" else None,  # the host sampler is as fast on a CPU
+            device=sampling_device(settings.device),
         )
         return source, "xent"
 

@@ -10,7 +10,7 @@ import torch
 
 from headshare.tasks.hmm.device_sampler import DeviceProductSampler
 from headshare.tasks.hmm.sampler import sample_product_tokens
-from headshare.training import Batch, loss_positions, member_key, member_rng
+from headshare.training import Batch, loss_positions, member_keys, member_rng
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,7 @@ class HMMSource:
     def tokens(self, step: int) -> torch.Tensor:
         """(E, batch_size, n_ctx + 1) tokens of one step."""
         if self.device is not None:
-            keys = torch.tensor([member_key(seed, step) for seed in self.seeds])
-            return self._on_device(keys, self.batch_size, self.n_ctx + 1)
+            return self._on_device(member_keys(self.seeds, step), self.batch_size, self.n_ctx + 1)
         rngs = [member_rng(seed, step) for seed in self.seeds]
         return torch.from_numpy(sample_product_tokens(self.processes, self.batch_size, self.n_ctx + 1, rngs))
 

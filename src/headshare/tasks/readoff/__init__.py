@@ -57,8 +57,12 @@ class ReadoffTask(Task):
         self, settings: ReadoffSettings, cohort: Cohort, seeds: list[int], batch_size: int
     ) -> tuple[BatchSource, str]:
         from headshare.tasks.readoff.source import ReadoffSource
+        from headshare.training import sampling_device
 
-        return ReadoffSource(seeds=seeds, batch_size=batch_size, n_ctx=settings.length), "xent"
+        source = ReadoffSource(
+            seeds=seeds, batch_size=batch_size, n_ctx=settings.length, device=sampling_device(settings.device)
+        )
+        return source, "xent"
 
     def evaluator(self, settings: ReadoffSettings, cohort: Cohort) -> Evaluator:
         from headshare.tasks.readoff.evaluate import ReadoffEvaluator

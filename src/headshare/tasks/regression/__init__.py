@@ -62,8 +62,12 @@ class RegressionTask(Task):
         self, settings: RegressionSettings, cohort: Cohort, seeds: list[int], batch_size: int
     ) -> tuple[BatchSource, str]:
         from headshare.tasks.regression.source import RegressionSource
+        from headshare.training import sampling_device
 
-        source = RegressionSource(seeds=seeds, batch_size=batch_size, d=settings.dim, n_context=settings.n_context)
+        source = RegressionSource(
+            seeds=seeds, batch_size=batch_size, d=settings.dim, n_context=settings.n_context,
+            device=sampling_device(settings.device),
+        )
         return source, "mse"
 
     def evaluator(self, settings: RegressionSettings, cohort: Cohort) -> Evaluator:
