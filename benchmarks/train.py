@@ -1,14 +1,16 @@
-"""Training throughput: the batched ensemble trainer against a plain per-model loop.
+"""Training throughput: the batched ensemble trainer against a plain per-model loop, and at the pipeline's shape.
 
-Measures, in one run on this machine: the fp32 matmul peak (large square sgemm), then for 24
-one-head models (d_model 64, d_head 16, context 10, vocab 9) the model-steps/s and achieved
-GFLOP/s of ``train_ensemble`` at batch 512 and 64, and of a loop that trains each model alone
-with its own AdamW. FLOPs are counted analytically: forward matmul FLOPs, times 3 for
-forward + backward. Every measurement is repeated in interleaved rounds and the best round is
-reported, so that other processes on a shared machine distort the comparison less. The last
-line is the speedup of the ensemble over the loop at batch 64.
+Measures, in one run on one device: the fp32 matmul peak (large square sgemm), then
+- the benchmark shape: 24 one-head models (d_model 64, d_head 16, context 10, vocab 9), ``train_ensemble``
+  at batch 512 and 64 against a loop that trains each model alone with its own AdamW;
+- the default pipeline's hmm shape: one cohort of 5 seeds (d_model 32, d_head 8, context 10, vocab 9,
+  batch 256) with 1 and with 3 heads.
+Each line gives model-steps/s and the achieved GFLOP/s as a fraction of the measured peak. FLOPs are
+counted analytically: forward matmul FLOPs, times 3 for forward + backward. Every measurement is repeated
+in interleaved rounds and the best round is reported, so that other processes on a shared machine distort
+the comparison less. The last line is the speedup of the ensemble over the loop at batch 64.
 
-    python benchmarks/train.py [--threads N] [--rounds R] [--compile]
+    python benchmarks/train.py [--device cpu|cuda] [--threads N] [--rounds R] [--compile]
 """
 
 from __future__ import annotations
@@ -23,11 +25,18 @@ import torch
 import torch.nn.functional as F
 
 from headshare.model import EnsembleTransformer, ModelConfig
-from headshare.training import Batch, TrainConfig, loss_positions, make_optimizer, train_ensemble
+from headshare.training import Batch, TrainConfig, loss_positions, make_optimizer, resolve_device, train_ensemble
 
 N_MODELS = 24
 CFG = ModelConfig(vocab_size=9, n_ctx=10, d_model=64, n_heads=1, d_head=16, d_out=9)
 SEEDS = tuple(range(N_MODELS))
+PIPELINE_SEEDS = tuple(range(5))  # a default hmm cohort: one grid point's five seeds
+PIPELINE_BATCH = 256
+
+
+def pipeline_shape(n_heads: int) -> ModelConfig:
+    """The default config's hmm model (config.yaml: model.d_model, hmm.context, grid.d_head)."""
+    return ModelConfig(vocab_size=9, n_ctx=10, d_model=32, n_heads=n_heads, d_head=8, d_out=9)
 
 
 def forward_flops_per_sequence(cfg: ModelConfig) -> int:
@@ -45,63 +54,78 @@ class RandomTokens:
 
     seeds: tuple[int, ...]
     batch_size: int
+    cfg: ModelConfig = CFG
 
     def __call__(self, step: int) -> Batch:
-        shape = (self.batch_size, CFG.n_ctx + 1)
+        shape = (self.batch_size, self.cfg.n_ctx + 1)
         tokens = torch.stack(
             [
                 torch.randint(
-                    0, CFG.vocab_size, shape, generator=torch.Generator().manual_seed(seed * 100_003 + step)
+                    0, self.cfg.vocab_size, shape, generator=torch.Generator().manual_seed(seed * 100_003 + step)
                 )
                 for seed in self.seeds
             ]
         )
         return Batch(
-            tokens[:, :, :-1].contiguous(), tokens[:, :, 1:].contiguous(), loss_positions(CFG.n_ctx, False)
+            tokens[:, :, :-1].contiguous(), tokens[:, :, 1:].contiguous(), loss_positions(self.cfg.n_ctx, False)
         )
 
 
-def matmul_peak(size: int = 2048, repeats: int = 3) -> Callable[[], float]:
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(device: torch.device, repeats: int = 3) -> Callable[[], float]:
     """A measurement returning sgemm GFLOP/s (best of ``repeats`` products)."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    size = 8192 if device.type == "cuda" else 2048
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
 
     def measure() -> float:
         best = float("inf")
         for _ in range(repeats):
+            synchronize(device)
             start = time.perf_counter()
             a @ b
+            synchronize(device)
             best = min(best, time.perf_counter() - start)
         return 2 * size**3 / best / 1e9
 
     return measure
 
 
-def ensemble_trainer(batch_size: int, steps: int, compile: bool = False) -> Callable[[], float]:
+def ensemble_trainer(
+    device: torch.device, batch_size: int, steps: int, compile: bool = False, cfg: ModelConfig = CFG,
+    seeds: tuple[int, ...] = SEEDS,
+) -> Callable[[], float]:
     """A measurement returning the model-steps/s of ``train_ensemble`` over ``steps`` steps."""
-    source = RandomTokens(SEEDS, batch_size)
-    model = EnsembleTransformer.from_seeds(CFG, SEEDS)
-    names = [f"m{s}" for s in SEEDS]
+    source = RandomTokens(seeds, batch_size, cfg)
+    model = EnsembleTransformer.from_seeds(cfg, seeds)
+    names = [f"m{s}" for s in seeds]
 
     def run(n: int) -> float:
-        cfg = TrainConfig(
-            steps=n, batch_size=batch_size, warmup_steps=1, log_every=n, device="cpu", compile=compile
+        train_cfg = TrainConfig(
+            max_steps=n, batch_size=batch_size, warmup_steps=1, log_every=n, device=device.type, compile=compile
         )
+        synchronize(device)
         start = time.perf_counter()
-        train_ensemble(model, source, cfg, "xent", model_names=names, progress=False)
-        return N_MODELS * n / (time.perf_counter() - start)
+        train_ensemble(model, source, train_cfg, "xent", model_names=names, progress=False)
+        synchronize(device)
+        return len(seeds) * n / (time.perf_counter() - start)
 
     run(2)  # warm-up (and compilation)
     return lambda: run(steps)
 
 
-def loop_trainer(batch_size: int, steps: int) -> Callable[[], float]:
+def loop_trainer(device: torch.device, batch_size: int, steps: int) -> Callable[[], float]:
     """A measurement returning the model-steps/s of training each model alone, one after another."""
-    models = [EnsembleTransformer.from_seeds(CFG, [s]) for s in SEEDS]
-    cfg = TrainConfig(max_steps=steps, batch_size=batch_size, device="cpu")
+    models = [EnsembleTransformer.from_seeds(CFG, [s]).to(device) for s in SEEDS]
+    cfg = TrainConfig(max_steps=steps, batch_size=batch_size, device=device.type)
     optimizers = [make_optimizer(m, cfg) for m in models]
-    batches = [[RandomTokens((s,), batch_size)(step) for s in SEEDS] for step in range(steps)]
+    batches = [[RandomTokens((s,), batch_size)(step).to(device) for s in SEEDS] for step in range(steps)]
 
     def run() -> float:
+        synchronize(device)
         start = time.perf_counter()
         for step in range(steps):
             for model, optimizer, batch in zip(models, optimizers, batches[step]):
@@ -111,6 +135,7 @@ def loop_trainer(batch_size: int, steps: int) -> Callable[[], float]:
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 optimizer.step()
+        synchronize(device)
         return N_MODELS * steps / (time.perf_counter() - start)
 
     run()  # warm-up
@@ -119,25 +144,32 @@ def loop_trainer(batch_size: int, steps: int) -> Callable[[], float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch intra-op threads")
     parser.add_argument("--rounds", type=int, default=4, help="interleaved repetitions of every measurement")
     parser.add_argument("--compile", action="store_true", help="also measure the trainer with torch.compile")
     args = parser.parse_args()
+    device = resolve_device(args.device)
     torch.set_num_threads(args.threads)
-    print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}"
-    )
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, {device.type} ({where}), load average {os.getloadavg()[0]:.2f}")
 
     measurements: dict[tuple[str, int], Callable[[], float]] = {
-        ("peak", 0): matmul_peak(),
-        ("ensemble", 512): ensemble_trainer(512, steps=4),
-        ("ensemble", 64): ensemble_trainer(64, steps=25),
-        ("per-model loop", 512): loop_trainer(512, steps=1),
-        ("per-model loop", 64): loop_trainer(64, steps=4),
+        ("peak", 0): matmul_peak(device),
+        ("ensemble", 512): ensemble_trainer(device, 512, steps=4),
+        ("ensemble", 64): ensemble_trainer(device, 64, steps=25),
+        ("per-model loop", 512): loop_trainer(device, 512, steps=1),
+        ("per-model loop", 64): loop_trainer(device, 64, steps=4),
     }
+    shape_of = {key: CFG for key in measurements}
+    for heads in (1, 3):
+        key = (f"pipeline, {heads} head{'s' if heads > 1 else ''}", PIPELINE_BATCH)
+        shape_of[key] = pipeline_shape(heads)
+        measurements[key] = ensemble_trainer(device, PIPELINE_BATCH, steps=20, cfg=shape_of[key], seeds=PIPELINE_SEEDS)
     if args.compile:
-        measurements["compiled", 512] = ensemble_trainer(512, steps=4, compile=True)
-        measurements["compiled", 64] = ensemble_trainer(64, steps=25, compile=True)
+        measurements["compiled", 512] = ensemble_trainer(device, 512, steps=4, compile=True)
+        measurements["compiled", 64] = ensemble_trainer(device, 64, steps=25, compile=True)
+        shape_of["compiled", 512] = shape_of["compiled", 64] = CFG
     best = {key: 0.0 for key in measurements}
     for _ in range(args.rounds):
         for key, measure in measurements.items():
@@ -145,12 +177,11 @@ def main() -> None:
 
     peak = best.pop(("peak", 0))
     print(f"fp32 matmul peak: {peak:.1f} GFLOP/s")
-    train_flops = 3 * forward_flops_per_sequence(CFG)
     for (label, batch), model_steps in best.items():
-        gflops = model_steps * batch * train_flops / 1e9
+        gflops = model_steps * batch * 3 * forward_flops_per_sequence(shape_of[label, batch]) / 1e9
         print(
-            f"{label:>14} batch {batch:>3}: {model_steps:7.1f} model-steps/s, "
-            f"{gflops:5.1f} GFLOP/s ({100 * gflops / peak:4.1f}% of peak)"
+            f"{label:>18} batch {batch:>3}: {model_steps:8.1f} model-steps/s, "
+            f"{gflops:6.1f} GFLOP/s ({100 * gflops / peak:4.1f}% of peak)"
         )
     print(f"speedup at batch 512: {best['ensemble', 512] / best['per-model loop', 512]:.1f}x")
     print(f"speedup: {best['ensemble', 64] / best['per-model loop', 64]:.1f}x")
