@@ -1,24 +1,31 @@
 """Throughput of the vectorised product sampler against a straightforward per-sequence Python sampler.
 
 Both draw the product of Mess3(0.7, 0.85) and Mess3(0.3, 0.85) with tokens, hidden states and exact filter
-beliefs, in the same run. Usage: ``python benchmarks/sampler.py`` (no arguments). The last line is
-``speedup: <N>x`` (tokens per second, vectorised over per-sequence).
+beliefs, in the same run. Also measured: training tokens alone (no beliefs) for an ensemble of
+``TRAINING_MEMBERS`` members, by the host (numpy) sampler and by the torch sampler on ``--device``.
+Usage: ``python benchmarks/sampler.py [--device cpu|cuda]``. The last line is ``speedup: <N>x`` (tokens
+per second, vectorised over per-sequence).
 """
 
 from __future__ import annotations
 
+import argparse
 import random
 import time
 
 import numpy as np
+import torch
 
-from headshare.tasks.hmm.sampler import sample_product
+from headshare.tasks.hmm.device_sampler import DeviceProductSampler
 from headshare.tasks.hmm.processes import HMM, mess3
+from headshare.tasks.hmm.sampler import sample_product, sample_product_tokens
+from headshare.training import member_keys, member_rng, resolve_device
 
 LENGTH = 11
 VECTORISED_SEQUENCES = 20_000
 PER_SEQUENCE_SEQUENCES = 1_000
 REPEATS = 5
+TRAINING_MEMBERS, TRAINING_BATCH = 64, 1024
 
 
 def _draw(gen: random.Random, probabilities: list[float]) -> int:
@@ -82,7 +89,28 @@ def _seconds(sample) -> float:
     return time.perf_counter() - start
 
 
+def training_tokens_per_second(p1: HMM, p2: HMM, device: torch.device) -> tuple[float, float]:
+    """Best-of-REPEATS tokens/s of one training step's tokens for TRAINING_MEMBERS members: (host, device)."""
+    pairs, seeds = [(p1, p2)] * TRAINING_MEMBERS, list(range(TRAINING_MEMBERS))
+    on_device = DeviceProductSampler(pairs, device)
+
+    def host() -> None:
+        sample_product_tokens(pairs, TRAINING_BATCH, LENGTH, [member_rng(seed, 0) for seed in seeds])
+
+    def drawn_on_device() -> None:
+        on_device(member_keys(seeds, 0), TRAINING_BATCH, LENGTH)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    drawn_on_device()  # warm-up
+    tokens = TRAINING_MEMBERS * TRAINING_BATCH * LENGTH
+    return tuple(tokens / min(_seconds(draw) for _ in range(REPEATS)) for draw in (host, drawn_on_device))
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the torch sampler draws")
+    device = resolve_device(parser.parse_args().device)
     p1, p2 = mess3(0.7, 0.85), mess3(0.3, 0.85)
     rng = np.random.default_rng(0)
     best_vectorised = best_per_sequence = float("inf")
@@ -96,7 +124,11 @@ def main() -> None:
         )
     vectorised = VECTORISED_SEQUENCES * LENGTH / best_vectorised
     per_sequence = PER_SEQUENCE_SEQUENCES * LENGTH / best_per_sequence
+    host, on_device = training_tokens_per_second(p1, p2, device)
     print(f"process: {p1.name} x {p2.name}, length {LENGTH}, best of {REPEATS}")
+    print(f"training tokens, {TRAINING_MEMBERS} members x {TRAINING_BATCH} sequences, host numpy: {host:,.0f} tokens/s")
+    print(f"training tokens, {TRAINING_MEMBERS} members x {TRAINING_BATCH} sequences, torch on {device}: "
+          f"{on_device:,.0f} tokens/s")
     print(f"vectorised sample_product ({VECTORISED_SEQUENCES} sequences): {vectorised:,.0f} tokens/s")
     print(f"per-sequence Python ({PER_SEQUENCE_SEQUENCES} sequences): {per_sequence:,.0f} tokens/s")
     print(f"speedup: {vectorised / per_sequence:.0f}x")
