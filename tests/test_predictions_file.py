@@ -137,8 +137,11 @@ def test_defaults_fill_rules_and_entries_may_override():
 
 def test_unquoted_date_is_accepted(tmp_path):
     path = tmp_path / "mine.yaml"
-    path.write_text(PREDICTIONS_FILE.read_text().replace('written: "2026-11-22"', "written: 2026-11-22"))
-    assert load_predictions(path)["written"] == "2026-11-22"
+    written = load_predictions(PREDICTIONS_FILE)["written"]
+    unquoted = PREDICTIONS_FILE.read_text().replace(f'written: "{written}"', f"written: {written}")
+    assert unquoted != PREDICTIONS_FILE.read_text()
+    path.write_text(unquoted)
+    assert load_predictions(path)["written"] == written
 
 
 def test_invalid_yaml_is_one_line(tmp_path):

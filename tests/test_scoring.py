@@ -445,6 +445,16 @@ def test_seeds_that_disagree_leave_the_row_inconclusive_with_its_agreement():
     assert "more seeds estimate how often the claim holds" in row["power"]
 
 
+def test_signal_uniformity_verdicts():
+    uniform = entry("signal_uniformity", {"n_heads": 1, "d_head": {"min": 4}}, "<=", 1.2)
+    rows = scored(None, uniform, readoff=readoff_store(preference=(0.11, 0.1, 0.1, 0.1)))
+    assert list(rows["verdict"]) == ["confirmed", "confirmed"] and "1.1 ± 0" in rows["observed"].iloc[0]
+    skewed = scored(None, uniform, readoff=readoff_store(preference=(0.3, 0.1, 0.1, 0.1)))
+    assert list(skewed["verdict"]) == ["refuted", "refuted"] and "3 ± 0" in skewed["observed"].iloc[0]
+    unsolved = scored(None, uniform, readoff=readoff_store(accuracy=0.5))
+    assert set(unsolved["verdict"]) == {"inconclusive"} and "accuracy below 0.9" in unsolved["reason"].iloc[0]
+
+
 def test_preference_inversion_verdicts():
     inverted = entry("preference_inversion", {"n_heads": 2, "d_head": 1}, "==", -1.0)
     assert only_row(scored(None, inverted, readoff=readoff_store()))["verdict"] == "confirmed"

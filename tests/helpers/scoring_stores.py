@@ -119,14 +119,18 @@ def steady(store: xr.Dataset) -> xr.Dataset:
     return store
 
 
-def readoff_store(accuracy=1.0, tau=-1.0) -> xr.Dataset:
-    coords = {"n_layers": [1], "n_heads": [1, 2], "d_head": [1, 4, 8], "seed": [0, 1, 2], "layer": [0]}
+def readoff_store(accuracy=1.0, tau=-1.0, preference=(0.1, 0.1, 0.1, 0.1)) -> xr.Dataset:
+    """Every model with readoff ``accuracy``, Kendall ``tau`` and each head's attention ``preference`` on
+    the four signal tokens."""
+    coords = {"n_layers": [1], "n_heads": [1, 2], "d_head": [1, 4, 8], "seed": [0, 1, 2], "layer": [0],
+              "head": [0, 1], "signal": np.arange(4)}
     dims = ("n_layers", "n_heads", "d_head", "seed")
     shape = (1, 2, 3, 3)
     store = xr.Dataset(
         {
             "accuracy": (dims, np.full(shape, accuracy)),
             "preference_tau": ((*dims, "layer"), np.full((*shape, 1), tau)),
+            "signal_preference": ((*dims, "layer", "head", "signal"), np.broadcast_to(preference, (*shape, 1, 2, 4))),
         },
         coords=coords,
         attrs={"family": "readoff"},

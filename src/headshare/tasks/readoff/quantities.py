@@ -25,6 +25,19 @@ def _preference_inversion(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> M
     )
 
 
+def _signal_uniformity(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> Measured:
+    """Max/min ratio of a one-head model's readoff attention over the signal tokens, in its most uniform
+    layer (a 1-layer model's only layer)."""
+    preference = per_seed(point["signal_preference"].isel(layer=slice(0, int(point["n_layers"])), head=0), "layer", "signal")
+    ratio = (preference.max(axis=2) / preference.min(axis=2)).min(axis=1)  # NaN when a layer has none
+    learned, unlearned = _learned(point, rule, store)
+    return Measured(
+        outcomes=outcomes(np.array([rule.holds(r) for r in ratio]), finite=np.isfinite(ratio), learned=learned),
+        observed=spread(ratio),
+        explain={**judged("signal attention max/min", rule), "unlearned": unlearned, "missing": "signal_preference is NaN"},
+    )
+
+
 QUANTITIES = (
     Quantity(
         name="readoff_accuracy",
@@ -43,6 +56,18 @@ QUANTITIES = (
             Kendall's tau between the two heads' preference orders over the signal tokens (-1: exactly
             inverted), in the model's most inverted layer. Inconclusive when readoff accuracy is below
             `min_accuracy`: attention is read only in models that solve the task.
+        """,
+    ),
+    Quantity(
+        name="signal_uniformity",
+        task="readoff",
+        variables=("accuracy", "signal_preference"),
+        measure=_signal_uniformity,
+        heads=1,
+        verdict="""
+            the largest over the smallest of a one-head model's mean readoff attention on the four signal
+            tokens (1: uniform), in the model's most uniform layer. Inconclusive when readoff accuracy is
+            below `min_accuracy`.
         """,
     ),
 )
