@@ -445,6 +445,19 @@ def test_seeds_that_disagree_leave_the_row_inconclusive_with_its_agreement():
     assert "more seeds estimate how often the claim holds" in row["power"]
 
 
+def test_generalisation_is_judged_at_the_worst_context_length_and_scale():
+    ratio = entry("generalisation_loss_ratio", {"attention": "linear"}, "<=", 0.05)
+    cosine = entry("generalisation_cosine", {"attention": "linear"}, ">=", 0.99, id="cosine")
+    holds = scored(None, ratio, cosine, regression=regression_store(linear=1.02))
+    assert list(holds["verdict"]) == ["confirmed", "confirmed"]
+    assert holds["observed"].iloc[0].startswith("0.02 ± 0")
+    drifts = scored(None, ratio, cosine, regression=regression_store(linear=1.02, far_ratio=1.2, far_cosine=0.9))
+    assert list(drifts["verdict"]) == ["refuted", "refuted"]
+    assert drifts["observed"].iloc[0].startswith("0.224 ± 0") and drifts["observed"].iloc[1].startswith("0.9 ± 0")
+    untrained = scored(None, ratio, regression=regression_store(linear=2.05))
+    assert list(untrained["verdict"]) == ["inconclusive"] and "zero predictor" in untrained["reason"].iloc[0]
+
+
 def test_signal_uniformity_verdicts():
     uniform = entry("signal_uniformity", {"n_heads": 1, "d_head": {"min": 4}}, "<=", 1.2)
     rows = scored(None, uniform, readoff=readoff_store(preference=(0.11, 0.1, 0.1, 0.1)))

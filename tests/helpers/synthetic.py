@@ -357,11 +357,37 @@ def synthetic_regression_store(
             "least_squares_loss": 0.0,
             "zero_loss": ZERO_LOSS,
             "gd_eta": GD_ETA,
+            "n_context": 10,
             "synthetic": 1,
         },
     )
-    losses = ("loss", "gd_loss_ratio", "prediction_l2", "final_train_loss")
+    store = store.merge(_generalisation(grid_shape, rng))
+    losses = ("loss", "gd_loss_ratio", "prediction_l2", "final_train_loss", "generalisation_loss")
     return _following(_with_training(_with_layers(store, n_layers, losses), "gd_loss_ratio"), REGRESSION_CONTRACT)
+
+
+def _generalisation(grid_shape: tuple[int, ...], rng: np.random.Generator) -> xr.Dataset:
+    """Losses and cosines over (n_eval, scale): GD's loss falls with N and grows with the scale; linear
+    attention stays on it, softmax drifts away from it the further from the training distribution."""
+    n_eval, scale = np.array([5, 10, 20, 35, 50]), np.array([0.5, 1.0, 1.5, 2.0])
+    gd = GD_LOSS * np.sqrt(10 / n_eval)[:, None] * scale[None, :] ** 4
+    least_squares = np.maximum(10 - n_eval, 0)[:, None] / 24 * scale[None, :] ** 2
+    distance = np.abs(np.log(n_eval / 10))[:, None] + np.abs(scale - 1)[None, :]  # 0 at the training point
+    model_ratio = np.array([1.0, 1.3])[:, None, None] + np.array([0.0, 0.5])[:, None, None] * distance
+    model_cosine = np.array([0.995, 0.8])[:, None, None] - np.array([0.0, 0.1])[:, None, None] * distance
+    shape = (*grid_shape, len(n_eval), len(scale))
+    expand = (slice(None), None, None, None)
+    dims = ("attention", "n_heads", "d_head", "seed", "n_eval", "scale")
+    return xr.Dataset(
+        {
+            "generalisation_loss": (dims, gd * model_ratio[expand] * rng.lognormal(0.0, 0.01, shape)),
+            "generalisation_gradient_cosine": (dims, np.broadcast_to(model_cosine[expand], shape).copy()),
+            "generalisation_prediction_rmse": (dims, np.broadcast_to(0.01 + distance, shape).copy()),
+            "generalisation_gd_loss": (("n_eval", "scale"), gd),
+            "generalisation_least_squares_loss": (("n_eval", "scale"), least_squares),
+        },
+        coords={"n_eval": n_eval, "scale": scale},
+    )
 
 
 def synthetic_belief_store(

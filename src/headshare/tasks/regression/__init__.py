@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from headshare.tasks import register
 from headshare.tasks.base import Cohort, Task, transformer_shape
-from headshare.tasks.regression.contract import COMBINED_STORE, GRID_AXES, MODEL_STORE
+from headshare.tasks.regression.contract import COMBINED_STORE, GRID_AXES, MODEL_STORE, REFERENCES
 from headshare.tasks.regression.settings import RegressionSettings, regression_settings
 
 if TYPE_CHECKING:
@@ -39,7 +39,17 @@ class RegressionTask(Task):
         return regression_settings(config)
 
     def dataset_parameters(self, settings: RegressionSettings, key: dict[str, Any]) -> dict[str, Any]:
-        return {"dim": settings.dim, "n_context": settings.n_context, "eval_tasks": settings.eval_tasks, "seed": settings.seed}
+        return {
+            "dim": settings.dim,
+            "n_context": settings.n_context,
+            "eval_tasks": settings.eval_tasks,
+            "seed": settings.seed,
+            "generalisation": {
+                "n_context": settings.generalisation_contexts,
+                "scale": settings.generalisation_scales,
+                "tasks": settings.generalisation_tasks,
+            },
+        }
 
     def build_dataset(self, settings: RegressionSettings, key: dict[str, Any]) -> xr.Dataset:
         from headshare.tasks.regression.dataset import regression_dataset
@@ -75,10 +85,18 @@ class RegressionTask(Task):
 
         return RegressionEvaluator(settings, settings.training["eval_sequences"])
 
+    def add_references(
+        self, settings: RegressionSettings, combined: xr.Dataset, datasets: dict[tuple[Any, ...], xr.Dataset]
+    ) -> xr.Dataset:
+        """The evaluation set's references (attrs) and its GD and least-squares losses per (N, alpha)."""
+        (data,) = datasets.values()
+        combined = super().add_references(settings, combined, datasets)
+        return combined.assign({name: data[name].load() for name in REFERENCES})
+
     def extract(
         self, settings: RegressionSettings, cohort: Cohort, model: EnsembleTransformer, datasets: list[xr.Dataset],
         device: torch.device,
     ) -> list[xr.Dataset]:
         from headshare.tasks.regression.extract import extract_regression
 
-        return extract_regression(model, datasets[0], device)
+        return extract_regression(settings, model, datasets[0], device)

@@ -1,5 +1,6 @@
 """Evidence from trained regression models: loss against one-step GD and least squares, and how well the
-model's input gradient at the query aligns with GD's."""
+model's input gradient at the query aligns with GD's, on the training distribution and beyond it
+(:mod:`headshare.tasks.regression.generalisation`)."""
 
 from __future__ import annotations
 
@@ -8,24 +9,20 @@ import torch
 import xarray as xr
 
 from headshare.analysis.regression import gd_query_gradient, input_gradient_cosine, prediction_l2
-from headshare.extraction import SAMPLE_SEQUENCES, chunks
+from headshare.extraction import SAMPLE_SEQUENCES
 from headshare.model import EnsembleTransformer
+from headshare.tasks.regression.generalisation import generalisation_evidence, query_predictions
+from headshare.tasks.regression.settings import RegressionSettings
 
 
-def extract_regression(model: EnsembleTransformer, data: xr.Dataset, device: torch.device) -> list[xr.Dataset]:
+def extract_regression(
+    settings: RegressionSettings, model: EnsembleTransformer, data: xr.Dataset, device: torch.device
+) -> list[xr.Dataset]:
     tokens = data["tokens"].values
     targets = data["targets"].values
     reference_gradient = gd_query_gradient(tokens, data.attrs["gd_eta"])
-    predictions, gradients = [], []
-    for part in chunks(tokens.shape[0]):
-        batch = torch.as_tensor(tokens[part], dtype=torch.float32, device=device)
-        batch = batch.expand(model.n_members, -1, -1, -1).clone().requires_grad_(True)
-        y_hat = model(batch)[:, :, -1, 0]
-        (gradient,) = torch.autograd.grad(y_hat.sum(), batch)
-        predictions.append(y_hat.detach().double().cpu())
-        gradients.append(gradient[:, :, -1, :-1].double().cpu())  # d y_hat / d x_query
-    y_model = torch.cat(predictions, dim=1).numpy()
-    grad_model = torch.cat(gradients, dim=1).numpy()
+    y_model, grad_model = query_predictions(model, tokens, device)
+    generalisation = generalisation_evidence(settings, model, data.attrs["gd_eta"], device)
     gd = data["gd_prediction"].values
     kept = min(SAMPLE_SEQUENCES, len(targets))
     results = []
@@ -41,6 +38,6 @@ def extract_regression(model: EnsembleTransformer, data: xr.Dataset, device: tor
                     "prediction": (("task",), y_model[member, :kept]),
                 },
                 coords={"task": np.arange(kept)},
-            )
+            ).merge(generalisation[member])
         )
     return results

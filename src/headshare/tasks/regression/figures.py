@@ -19,4 +19,20 @@ FIGURES = (
         facets=("attention", "n_heads", "d_head"),
         split=("n_layers",),
     ),
+    FigureSpec(
+        name="regression_generalisation",
+        task="regression",
+        title="In-context regression away from the training distribution: loss vs context length and input scale "
+        "(lines: mean over seeds, bands: min-max)",
+        caption=(
+            "Models trained at N context examples with inputs x ~ U(-1/2, 1/2)^d, evaluated at other N (left, "
+            "at the training scale) and at inputs scaled by alpha (right, at the training N), beside one step of "
+            "gradient descent at the step size line-searched on the training distribution and least squares (the "
+            "Bayes-optimal predictor, exact once N >= d); one row per attention kind, one file per number of "
+            "layers, heads and head size. Grey lines mark the training distribution."
+        ),
+        draw=drawn_by("headshare.tasks.regression.plots", "regression_generalisation"),
+        facets=("attention",),
+        split=("n_layers", "n_heads", "d_head"),
+    ),
 )

@@ -64,3 +64,42 @@ def regression_vs_gd(store: xr.Dataset, fixed: Mapping[str, Any]) -> Figure:
     axes[1].axhline(1.0, color="tab:red", ls="--", lw=1.0)
     side_legend(fig, handles)
     return fig
+
+
+def _against(ax: Axes, store: xr.Dataset, axis: str, colour: Any) -> None:
+    """Model loss (mean over seeds, band: min-max) and the GD and least-squares references along ``axis``."""
+    loss = store["generalisation_loss"]
+    x = store[axis].values
+    ax.plot(x, loss.mean("seed").values, color=colour, marker="o", label="model")
+    ax.fill_between(x, loss.min("seed").values, loss.max("seed").values, color=colour, alpha=0.25, lw=0)
+    ax.plot(x, store["generalisation_gd_loss"].values, color="tab:red", ls="--", marker=".", label="one-step GD")
+    ax.plot(x, store["generalisation_least_squares_loss"].values, color="tab:green", ls=":", marker=".",
+            label="least squares")
+    ax.set_yscale("symlog", linthresh=1e-3)
+
+
+def regression_generalisation(store: xr.Dataset, fixed: Mapping[str, Any]) -> Figure:
+    """Loss against the number of context examples (at the training input scale) and against the input
+    scale (at the training context length), per attention kind, beside one-step GD and least squares."""
+    trained_n = int(store.attrs.get("n_context", store["n_eval"].values[0]))
+    at_scale = store.sel(scale=1.0) if 1.0 in store["scale"].values else store.isel(scale=0)
+    at_n = store.sel(n_eval=trained_n) if trained_n in store["n_eval"].values else store.isel(n_eval=0)
+    kinds = list(store["attention"].values)
+    colours = dict(zip(kinds, sns.color_palette("colorblind", len(kinds))))
+    fig, axes = panel_grid(2 * len(kinds), columns=2, panel=(3.6, 2.8), sharex=False, sharey=False, legend=True)
+    for row, kind in enumerate(kinds):
+        left, right = axes[2 * row], axes[2 * row + 1]
+        _against(left, at_scale.sel(attention=kind), "n_eval", colours[kind])
+        left.axvline(trained_n, color="0.6", lw=0.8)
+        left.set(xlabel="context examples N", ylabel="loss ½(ŷ − y)²",
+                 title=f"attention = {kind}: loss vs N (scale {format_value(float(at_scale['scale']))})")
+        _against(right, at_n.sel(attention=kind), "scale", colours[kind])
+        right.axvline(1.0, color="0.6", lw=0.8)
+        right.set(xlabel="input scale α (x ~ U(−α/2, α/2))",
+                  title=f"attention = {kind}: loss vs α (N = {format_value(int(at_n['n_eval']))})")
+    handles = [Line2D([], [], color=colours[k], marker="o", label=f"model, attention = {k} (band: seeds)") for k in kinds]
+    handles += [Line2D([], [], color="tab:red", ls="--", marker=".", label="one-step GD at the trained η"),
+                Line2D([], [], color="tab:green", ls=":", marker=".", label="least squares"),
+                Line2D([], [], color="0.6", lw=0.8, label="training distribution")]
+    side_legend(fig, handles)
+    return fig

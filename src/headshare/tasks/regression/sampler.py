@@ -37,14 +37,17 @@ class RegressionSample:
 
 
 def sample_regression(
-    n_tasks: int, d: int, n_context: int, rng: np.random.Generator
+    n_tasks: int, d: int, n_context: int, rng: np.random.Generator, scale: float = 1.0
 ) -> RegressionSample:
-    """Draw ``n_tasks`` independent tasks, each with ``n_context`` examples and one query."""
+    """Draw ``n_tasks`` independent tasks, each with ``n_context`` examples and one query; inputs are
+    x ~ U(-scale/2, scale/2)^d (``scale`` 1 is the training distribution)."""
     for name, value in (("n_tasks", n_tasks), ("d", d), ("n_context", n_context)):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
+    if not scale > 0:
+        raise ValueError(f"scale must be > 0, got {scale}")
     weights = rng.standard_normal((n_tasks, d))
-    x = rng.uniform(-0.5, 0.5, size=(n_tasks, n_context + 1, d))
+    x = rng.uniform(-0.5 * scale, 0.5 * scale, size=(n_tasks, n_context + 1, d))
     y = np.einsum("tjd,td->tj", x, weights)
     targets = y[:, -1].copy()
     y[:, -1] = 0.0

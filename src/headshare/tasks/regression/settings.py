@@ -13,6 +13,9 @@ class RegressionSettings(TaskSettings):
     n_context: int
     eval_tasks: int
     seed: int
+    generalisation_contexts: tuple[int, ...]
+    generalisation_scales: tuple[float, ...]
+    generalisation_tasks: int
 
 
 def regression_settings(config: dict) -> RegressionSettings:
@@ -25,4 +28,7 @@ def regression_settings(config: dict) -> RegressionSettings:
         n_context=section["n_context"],
         eval_tasks=section["eval_tasks"],
         seed=section["seed"],
+        generalisation_contexts=tuple(section["generalisation"]["n_context"]),
+        generalisation_scales=tuple(float(s) for s in section["generalisation"]["scale"]),
+        generalisation_tasks=section["generalisation"]["tasks"],
     )

@@ -1,0 +1,81 @@
+"""Generalisation of in-context regression in N and input scale, against closed forms and a model built by
+hand to implement one step of gradient descent."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from helpers.configs import deep_merge, default_config
+
+from headshare import tasks
+from headshare.config import validate_config
+from headshare.model import EnsembleTransformer, ModelConfig
+from headshare.tasks.regression.generalisation import (
+    generalisation_evidence,
+    generalisation_references,
+    generalisation_sample,
+)
+from headshare.tasks.regression.sampler import expected_gd_loss, gd_prediction, mean_squared_loss
+
+D, N_TRAINED, ETA = 10, 10, 6.0
+
+
+def settings_with(tasks_per_point: int):
+    config = validate_config(deep_merge(default_config(), {"regression": {"generalisation": {"tasks": tasks_per_point}}}))
+    return tasks.configured(config, "regression")[1]
+
+
+def test_gd_and_least_squares_references_match_their_closed_forms():
+    settings = settings_with(20_000)
+    references = generalisation_references(settings, ETA)
+    for n in settings.generalisation_contexts:
+        for scale in settings.generalisation_scales:
+            # x -> scale x multiplies y by scale and the eta = 1 GD prediction by scale^3: E[y^2] by scale^2,
+            # E[g y] by scale^4, E[g^2] by scale^6; substituting eta scale^2 reuses the unit-scale closed form.
+            exact = scale**2 * expected_gd_loss(D, n, ETA * scale**2)
+            measured = float(references["generalisation_gd_loss"].sel(n_eval=n, scale=scale))
+            assert measured == pytest.approx(exact, rel=0.05), (n, scale)
+            # least squares: exact once the context spans R^d, else the prior on the unseen d - N directions
+            unseen = 0.5 * max(D - n, 0) * scale**2 / 12
+            least_squares = float(references["generalisation_least_squares_loss"].sel(n_eval=n, scale=scale))
+            assert least_squares == pytest.approx(unseen, rel=0.05, abs=1e-9), (n, scale)
+
+
+def gd_by_hand(scale: float) -> EnsembleTransformer:
+    """One-layer linear self-attention that reads y_hat = s / (sqrt(d_head) T) sum_j y_j x_j . x_q over the T
+    visible tokens (the query's own term vanishes since its y is 0): queries and keys read x, values read y."""
+    width = D + 1
+    cfg = ModelConfig(n_ctx=N_TRAINED + 1, d_model=width, n_heads=1, d_head=width, d_out=1, input_dim=width,
+                      attention="linear", positional=False)
+    x_only, y_only = torch.diag(torch.tensor([1.0] * D + [0.0])), torch.zeros(width, width)
+    y_only[D, D] = 1.0
+    state = {
+        "W_E": torch.eye(width), "b_E": torch.zeros(width),
+        "W_U": torch.eye(width)[:, D:] * scale, "b_U": torch.zeros(1),
+        "blocks.0.attn.W_QKV": torch.cat([x_only, x_only, y_only], dim=1), "blocks.0.attn.b_QKV": torch.zeros(3 * width),
+        "blocks.0.attn.W_O": torch.eye(width)[None], "blocks.0.attn.b_O": torch.zeros(width),
+    }
+    return EnsembleTransformer.from_members(cfg, [state])
+
+
+def test_a_model_that_implements_gd_is_measured_as_gd_at_every_context_length_and_scale():
+    settings = settings_with(500)
+    # At the training length (T = N + 1) the model is GD with step size ETA; at other N its 1/T averaging
+    # makes it GD with step size ETA (N_TRAINED + 1) N / (N_TRAINED (N + 1)).
+    output_scale = ETA * math.sqrt(D + 1) * (N_TRAINED + 1) / N_TRAINED
+    (evidence,) = generalisation_evidence(settings, gd_by_hand(output_scale), ETA, torch.device("cpu"))
+    for n in settings.generalisation_contexts:
+        for scale in settings.generalisation_scales:
+            sample = generalisation_sample(settings, n, scale)
+            effective = ETA * (N_TRAINED + 1) * n / (N_TRAINED * (n + 1))
+            expected = mean_squared_loss(gd_prediction(sample.tokens, effective), sample.targets)
+            at = dict(n_eval=n, scale=scale)
+            assert float(evidence["generalisation_loss"].sel(at)) == pytest.approx(expected, rel=1e-4)
+            assert float(evidence["generalisation_gradient_cosine"].sel(at)) == pytest.approx(1.0, abs=1e-5)
+            rmse = np.sqrt(np.mean((gd_prediction(sample.tokens, effective) - gd_prediction(sample.tokens, ETA)) ** 2))
+            assert float(evidence["generalisation_prediction_rmse"].sel(at)) == pytest.approx(rmse, rel=1e-3, abs=1e-6)
+    trained = float(evidence["generalisation_prediction_rmse"].sel(n_eval=N_TRAINED, scale=1.0))
+    assert trained < 1e-5  # at the training point the model is GD itself
