@@ -458,6 +458,25 @@ def test_generalisation_is_judged_at_the_worst_context_length_and_scale():
     assert list(untrained["verdict"]) == ["inconclusive"] and "zero predictor" in untrained["reason"].iloc[0]
 
 
+def test_factored_geometry_verdicts():
+    orthogonal = entry("factor_overlap", {"condition": "c"}, "<=", 0.1)
+    factored = entry("belief_dimension_excess", {"condition": "c"}, "==", 0, id="dimension")
+    loading = entry("head_factor_loading", {"condition": "c", "n_heads": 2}, ">=", 0.75, id="loading")
+    table = scored(hmm_store(), orthogonal, factored, loading)
+    assert list(table["verdict"]) == ["confirmed"] * 3 + ["confirmed"] * 3 + ["confirmed"]
+    assert table["observed"].iloc[-1].startswith("0.9412")  # 0.8 / (0.8 + 0.05) on the weaker head
+    mixed = hmm_store()
+    mixed["factor_overlap"][:] = 0.6
+    mixed["belief_dimension"][:] = 8.0
+    mixed["head_factor_share"].loc[{"head": 1}] = 0.3  # head 1 splits its variance between the factors
+    table = scored(mixed, orthogonal, factored, loading)
+    assert list(table["verdict"]) == ["refuted"] * 7
+    assert table["observed"].iloc[3].startswith("4 ± 0")  # 8 directions used, 4 in the factored count
+    unlearned = hmm_store()
+    unlearned["normalised_excess"][:] = 0.5
+    assert set(scored(unlearned, orthogonal)["verdict"]) == {"inconclusive"}
+
+
 def test_signal_uniformity_verdicts():
     uniform = entry("signal_uniformity", {"n_heads": 1, "d_head": {"min": 4}}, "<=", 1.2)
     rows = scored(None, uniform, readoff=readoff_store(preference=(0.11, 0.1, 0.1, 0.1)))

@@ -79,6 +79,10 @@ def hmm_store(
             "decay_parity_ci_low": full((*GRID, "layer", "head", "parity"), 0.69),
             "decay_parity_ci_high": full((*GRID, "layer", "head", "parity"), 0.71),
             "ablation_factor_excess": full((*GRID, "layer", "head", "factor"), 0.0),
+            "factor_overlap": full(GRID, 0.02),
+            "belief_dimension": full(GRID, 4.0),
+            "factored_dimension": full(("condition",), 4.0),
+            "head_factor_share": full((*GRID, "layer", "head", "factor"), 0.05),
             "eval_metric": full((*GRID, "eval_step"), 0.0),
             "eval_metric_se": full((*GRID, "eval_step"), 1e-4),
             "eval_attention": full((*GRID, "eval_step", "layer", "head", "distance"), 0.0),
@@ -92,7 +96,8 @@ def hmm_store(
         lambda2=("condition", np.full(len(conditions), lambdas[1])),
     )
     store["attention_distance"][:] = geometric(0.7)
-    padded = ("attention_distance", "decay_rate", "decay_ci_low", "decay_ci_high", "ablation_factor_excess")
+    padded = ("attention_distance", "decay_rate", "decay_ci_low", "decay_ci_high", "ablation_factor_excess",
+              "head_factor_share")
     for count in n_heads:  # heads beyond a model's n_heads are NaN, as in the contract
         for name in padded:
             store[name].loc[{"n_heads": count, "head": list(range(count, heads))}] = np.nan
@@ -102,6 +107,7 @@ def hmm_store(
     for count in n_heads:  # head h of layer 0 carries factor h+1 alone (when it exists)
         for head in range(min(count, 2)):
             store["ablation_factor_excess"].loc[{"n_heads": count, "layer": 0, "head": head, "factor": head + 1}] = 0.01
+            store["head_factor_share"].loc[{"n_heads": count, "layer": 0, "head": head, "factor": head + 1}] = 0.8
     return steady(store)
 
 

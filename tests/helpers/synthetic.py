@@ -199,6 +199,9 @@ def synthetic_hmm_store(
     ablation_factor = ablation_factor * rng.lognormal(0.0, 0.1, grid_shape + (max_heads, 2))
     ablation_factor = ablation_factor * head_mask[..., None]
 
+    states = np.array([[N_STATES[c.kind1], N_STATES[c.kind2]] for c in conditions])
+    factored = (states - 1).sum(axis=1).astype(float)
+    total_damage = ablation_factor.sum(axis=-1, keepdims=True)
     grid_head = (*HMM_GRID_DIMS, "head")
     coords = {
         "condition": ("condition", _object_coord(c.id for c in conditions)),
@@ -246,9 +249,19 @@ def synthetic_hmm_store(
         "belief_rmse": ((*HMM_GRID_DIMS, "target"), 0.2 * np.sqrt(1.0 - belief_r2)),
         "ablation_factor_excess": ((*grid_head, "factor"), ablation_factor),
         "ablation_excess": (grid_head, ablation_factor.sum(axis=-1) * 1.05),
+        # Geometry: factors near-orthogonal, the joint read-out at the factored count, heads loading on the
+        # factor their ablation damages most.
+        "factor_overlap": (HMM_GRID_DIMS, rng.uniform(0.0, 0.08, grid_shape)),
+        "factor_min_angle": (HMM_GRID_DIMS, rng.uniform(70.0, 90.0, grid_shape)),
+        "belief_dimension": (HMM_GRID_DIMS, np.broadcast_to(factored[:, None, None, None, None, None], grid_shape).copy()),
+        "head_factor_share": ((*grid_head, "factor"), 0.9 * np.divide(
+            ablation_factor, total_damage, out=np.full_like(ablation_factor, np.nan), where=total_damage > 0
+        )),
+        "factored_dimension": (("condition",), factored),
+        "product_dimension": (("condition",), (states.prod(axis=1) - 1).astype(float)),
     }
     store = xr.Dataset(data, coords=coords, attrs={"task": "hmm", "context": context, "synthetic": 1})
-    losses = ("excess_loss", "excess_loss_se", "normalised_excess", "factor_excess_loss")
+    losses = ("excess_loss", "excess_loss_se", "normalised_excess", "factor_excess_loss", "factor_overlap")
     deep = _with_layers(store, n_layers, losses)
     return _following(_with_training(deep, "excess_loss", {"eval_attention": "attention_distance"}), HMM_CONTRACT)
 

@@ -37,6 +37,13 @@ def canonical(value):
     return json.dumps(to_jsonable(value), sort_keys=True)
 
 
+def store_contract(contract):
+    """A store contract's variables and dims as a param: when a new version of the code measures something
+    else, the stores it wrote are out of date and their jobs rerun (Snakemake reruns on changed params).
+    """
+    return canonical({name: list(var.dims) for name, var in contract.variables.items()})
+
+
 def constraints(task, axes):
     """Wildcard constraints: each grid axis matches exactly the values this config gives it."""
     grid = SETTINGS[task.name].grid

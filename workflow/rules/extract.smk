@@ -23,6 +23,7 @@ for task in TASKS:
         params:
             task=task.name,
             cohort=lambda wildcards, task=task: cohort_name(task, wildcards),
+            contract=store_contract(task.model_store),
         script:
             "../scripts/extract.py"
 
@@ -46,5 +47,6 @@ for task in TASKS:
             "../../envs/headshare.yaml"
         params:
             task=task.name,
+            contract=store_contract(task.combined_store),
         script:
             "../scripts/combine.py"

@@ -25,6 +25,10 @@ MODEL_STORE = StoreContract(
         "belief_rmse": Variable(("target",)),
         "ablation_excess": Variable(LH, "rise in the joint loss when the head is mean-ablated (nats)"),
         "ablation_factor_excess": Variable((*LH, "factor"), "rise in each factor's marginal loss under ablation"),
+        "factor_overlap": Variable((), "mean cos^2 of the principal angles between the factors' belief subspaces"),
+        "factor_min_angle": Variable((), "smallest principal angle between the factors' belief subspaces (deg)"),
+        "belief_dimension": Variable((), "directions keeping 95% of the joint belief read-out's R^2"),
+        "head_factor_share": Variable((*LH, "factor"), "share of the head's output variance in each factor's subspace"),
         "belief_true_1": Variable(("simplex_point", "state_1")),
         "belief_pred_1": Variable(("simplex_point", "state_1")),
         "belief_true_2": Variable(("simplex_point", "state_2")),
@@ -43,6 +47,8 @@ REFERENCES = {
     "factor_older_info": Variable(("condition", "a", "factor")),
     "filter_decay": Variable(("condition", "a", "step"), "the exact filter's effective decay r_eff(n)"),
     "factor_filter_decay": Variable(("condition", "a", "factor", "step")),
+    "factored_dimension": Variable(("condition",), "sum of the factors' belief dimensions (states - 1 each)"),
+    "product_dimension": Variable(("condition",), "the joint belief's dimension (states1 x states2 - 1)"),
 }
 
 EVALUATIONS = {"eval_attention": Variable(("eval_step", *LH, "distance"), "mean attention from the last query during training")}

@@ -12,6 +12,13 @@ import torch
 import xarray as xr
 
 from headshare.analysis.beliefs import belief_regression
+from headshare.analysis.geometry import (
+    belief_subspace,
+    effective_dimension,
+    principal_angles,
+    subspace_overlap,
+    variance_share,
+)
 from headshare.analysis.decay import attention_by_distance, fit_decay, fit_decay_by_parity
 from headshare.extraction import SAMPLE_SEQUENCES, attention_hooks, chunks, final_residual_hook
 from headshare.model import EnsembleTransformer
@@ -164,6 +171,9 @@ def _member_store(
         "factor2": data["beliefs_2"].values[sequences, positions],
     }
     fits = {name: belief_regression(activations, y, counts, test_mask=test_mask) for name, y in targets.items()}
+    subspaces = [belief_subspace(activations, targets[f"factor{k}"], counts) for k in (1, 2)]
+    angles = principal_angles(*subspaces) if all(basis.shape[1] for basis in subspaces) else np.array([np.nan])
+    outputs = samples["result"].reshape(-1, n_layers, n_heads, samples["result"].shape[-1])  # rows: (sample, query)
     base_loss = np.array([joint_loss[:, judged].mean(), *factor_loss[:, :, judged].mean(axis=(1, 2))])
     ablation_rise = ablation[..., judged].mean(axis=-1) - base_loss  # [L, H, 3]
     simplex_rows = slice(0, min(SIMPLEX_POINTS, len(counts)))
@@ -197,6 +207,13 @@ def _member_store(
             "decay_parity_ci_high": ((*lh, "parity"), parity_field("ci_high")),
             "belief_r2": (("target",), np.array([fit.r2 for fit in fits.values()])),
             "belief_rmse": (("target",), np.array([fit.rmse for fit in fits.values()])),
+            "factor_overlap": ((), subspace_overlap(*subspaces)),
+            "factor_min_angle": ((), float(np.degrees(angles[0]))),
+            "belief_dimension": ((), float(effective_dimension(fits["joint"].predictions, counts))),
+            "head_factor_share": (
+                (*lh, "factor"),
+                per_head(lambda lh: [variance_share(outputs[:, lh[0], lh[1]], basis) for basis in subspaces]),
+            ),
             "ablation_excess": (lh, ablation_rise[..., 0]),
             "ablation_factor_excess": ((*lh, "factor"), ablation_rise[..., 1:]),
             **{

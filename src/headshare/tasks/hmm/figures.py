@@ -137,4 +137,37 @@ FIGURES = (
         facets=("condition", "n_heads"),
         split=("a", "loss", "d_head", "n_layers"),
     ),
+    FigureSpec(
+        name="head_factor_share",
+        task="hmm",
+        title="Which head writes which factor: share of each head's output variance in each factor's belief "
+        "subspace (heads ranked per seed, then mean over seeds)",
+        caption=(
+            "Share of each head's output variance (hook_result at every query) inside each factor's belief "
+            "subspace of the final residual stream, an ablation-free counterpart of ablation_matrix; heads ranked "
+            "within each seed by how much more they serve factor 1 than factor 2 before averaging over seeds; rows "
+            "list each number of heads' ranked heads, one panel per condition, one file per emission fidelity a, "
+            "loss positions, head size and number of layers."
+        ),
+        draw=drawn_by(_PLOTS, "head_factor_share"),
+        facets=("condition", "n_heads"),
+        split=("a", "loss", "d_head", "n_layers"),
+    ),
+    FigureSpec(
+        name="factor_geometry",
+        task="hmm",
+        title="Factored belief geometry: overlap of the factors' belief subspaces and the joint read-out's "
+        "effective dimension (dots: seeds; bars: mean, min-max)",
+        caption=(
+            "Left: overlap of the two factors' belief subspaces in the final residual stream (mean squared cosine "
+            "of their principal angles; 0 = orthogonal, 1 = shared). Right: the number of principal directions "
+            "of the joint belief read-out's fitted values that keep 95% of its R^2, beside the factored count "
+            "(sum of the factors' belief dimensions, diamonds) and the product count (crosses); per condition, "
+            "colour = number of heads, one file per emission fidelity a, loss positions, head size and number "
+            "of layers."
+        ),
+        draw=drawn_by(_PLOTS, "factor_geometry"),
+        facets=("condition", "n_heads"),
+        split=("a", "loss", "d_head", "n_layers"),
+    ),
 )

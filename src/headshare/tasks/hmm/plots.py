@@ -319,37 +319,81 @@ def belief_r2(store: xr.Dataset, fixed: Mapping[str, Any]) -> Figure:
 
 
 # ---------------------------------------------------------------------------------- head ablation
-def _ranked_share(store: xr.Dataset, condition: Any, n_layers: int) -> pd.DataFrame:
+def _ranked_share(store: xr.Dataset, condition: Any, n_layers: int, variable: str, per_factor: xr.DataArray | float
+                  ) -> pd.DataFrame:
     """Rows 'n_heads = h · rank r' (every (layer, head) of each model, ranked per seed), columns factors:
-    the mean over seeds of each factor's loss rise as a share of that factor's context gain."""
+    the mean over seeds of ``variable`` (layer, head, factor) divided by ``per_factor``."""
     cell = store.sel(condition=condition)
     rows = {}
     for heads in store["n_heads"].values:
-        ablation = cell["ablation_factor_excess"].sel(n_heads=heads).isel(layer=slice(0, n_layers))
-        flat = ablation.stack(pair=("layer", "head")).drop_vars(["pair", "layer", "head"]).rename(pair="head")
-        ranked = rank_heads_by_factor(flat).mean("seed") / cell["factor_context_gain"]
+        values = cell[variable].sel(n_heads=heads).isel(layer=slice(0, n_layers))
+        flat = values.stack(pair=("layer", "head")).drop_vars(["pair", "layer", "head"]).rename(pair="head")
+        ranked = rank_heads_by_factor(flat).mean("seed") / per_factor
         for rank in range(n_layers * int(heads)):
             rows[f"n_heads = {format_value(heads)} · rank {rank + 1}"] = ranked.isel(head=rank).transpose("factor").values
     return pd.DataFrame.from_dict(rows, orient="index", columns=[f"factor {f}" for f in store["factor"].values])
 
 
-def ablation_matrix(store: xr.Dataset, fixed: Mapping[str, Any]) -> Figure:
-    """Head x factor loss rise under mean-ablation, heads ranked per seed, one panel per condition."""
-    n_layers = int(fixed["n_layers"])
+def _head_matrix(store: xr.Dataset, tables: list[pd.DataFrame], limits: tuple[float, float], cmap: str,
+                 label: str) -> Figure:
+    """One heatmap of ranked heads x factors per condition, annotated in percent, with one colour bar."""
     conditions = store["condition"].values
-    tables = [_ranked_share(store, condition, n_layers) for condition in conditions]
-    limit = finite_max(np.abs(np.concatenate([table.to_numpy().ravel() for table in tables])), 1.0)
-    n_rows = len(tables[0])
-    fig, axes = panel_grid(len(conditions), panel=(3.2, 1.0 + 0.24 * n_rows), sharex=False, sharey=False)
+    fig, axes = panel_grid(len(conditions), panel=(3.2, 1.0 + 0.24 * len(tables[0])), sharex=False, sharey=False)
     for ax, condition, table in zip(axes, conditions, tables):
         annotation = np.vectorize(lambda v: f"{v:.0%}" if np.isfinite(v) else "")(table.to_numpy())
-        sns.heatmap(table, ax=ax, cmap="vlag", vmin=-limit, vmax=limit, annot=annotation, fmt="", cbar=False,
+        sns.heatmap(table, ax=ax, cmap=cmap, vmin=limits[0], vmax=limits[1], annot=annotation, fmt="", cbar=False,
                     linewidths=0.5, linecolor="white", annot_kws={"fontsize": "x-small"})
         ax.tick_params(axis="y", rotation=0, labelsize="x-small", labelleft=ax.get_subplotspec().is_first_col())
         ax.grid(False)
         ax.set_title(_condition_title(store, condition))
-    fig.colorbar(axes[0].collections[0], ax=axes, label="loss rise / factor's context gain", shrink=0.6)
+    fig.colorbar(axes[0].collections[0], ax=axes, label=label, shrink=0.6)
     fig.supylabel("head, ranked within each seed by factor-1 specificity")
+    return fig
+
+
+def ablation_matrix(store: xr.Dataset, fixed: Mapping[str, Any]) -> Figure:
+    """Head x factor loss rise under mean-ablation, heads ranked per seed, one panel per condition."""
+    n_layers = int(fixed["n_layers"])
+    tables = [_ranked_share(store, c, n_layers, "ablation_factor_excess", store["factor_context_gain"].sel(condition=c))
+              for c in store["condition"].values]
+    limit = finite_max(np.abs(np.concatenate([table.to_numpy().ravel() for table in tables])), 1.0)
+    return _head_matrix(store, tables, (-limit, limit), "vlag", "loss rise / factor's context gain")
+
+
+def head_factor_share(store: xr.Dataset, fixed: Mapping[str, Any]) -> Figure:
+    """Head x factor share of each head's output variance in each factor's belief subspace."""
+    n_layers = int(fixed["n_layers"])
+    tables = [_ranked_share(store, c, n_layers, "head_factor_share", 1.0) for c in store["condition"].values]
+    return _head_matrix(store, tables, (0.0, 1.0), "mako_r", "share of the head's output variance")
+
+
+def factor_geometry(store: xr.Dataset, fixed: Mapping[str, Any]) -> Figure:
+    """Subspace overlap of the two factors and the joint read-out's effective dimension per condition, one
+    colour per number of heads (dots: seeds; bars: mean, min-max), beside the factored and product counts."""
+    frame = store[["factor_overlap", "belief_dimension"]].to_dataframe().reset_index()
+    frame = frame.dropna(subset=["factor_overlap", "belief_dimension"], how="all")
+    frame["n_heads"] = [f"n_heads = {format_value(h)}" for h in frame["n_heads"]]
+    conditions = [str(c) for c in store["condition"].values]
+    levels = [f"n_heads = {format_value(h)}" for h in store["n_heads"].values]
+    palette = dict(zip(levels, sns.color_palette("colorblind", len(levels))))
+    fig, axes = panel_grid(2, columns=2, panel=(5.5, 3.4), sharex=False, sharey=False, legend=True)
+    panels = (("factor_overlap", "subspace overlap (mean cos² of principal angles)", "factor subspaces: 0 = orthogonal"),
+              ("belief_dimension", "effective dimension (95% of R²)", "joint belief read-out"))
+    for ax, (name, ylabel, title) in zip(axes, panels):
+        sns.stripplot(data=frame, x="condition", y=name, order=conditions, hue="n_heads", hue_order=levels,
+                      palette=palette, dodge=True, jitter=False, size=3, alpha=0.6, ax=ax, legend=False)
+        sns.pointplot(data=frame, x="condition", y=name, order=conditions, hue="n_heads", hue_order=levels,
+                      palette=palette, dodge=0.8 - 0.8 / len(levels), errorbar=("pi", 100), markers="_",
+                      markersize=10, linestyle="none", ax=ax, legend=False)
+        ax.set(xlabel="", ylabel=ylabel, title=title)
+        ax.tick_params(axis="x", rotation=60, labelsize="x-small")
+    positions = np.arange(len(conditions))
+    axes[1].scatter(positions, store["factored_dimension"].values, marker="D", facecolor="none", edgecolor="black")
+    axes[1].scatter(positions, store["product_dimension"].values, marker="x", color="0.4")
+    handles = [Line2D([], [], color=palette[level], marker="o", ls="", label=level) for level in levels]
+    handles += [Line2D([], [], marker="D", markerfacecolor="none", markeredgecolor="black", ls="", label="factored count"),
+                Line2D([], [], marker="x", color="0.4", ls="", label="product count")]
+    side_legend(fig, handles)
     return fig
 
 

@@ -513,6 +513,35 @@ def _factor_separation(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> Meas
     )
 
 
+def _geometry(value: str, what: str):
+    """A per-seed measurement of the factored geometry: ``value(point)`` gives one number per seed."""
+
+    def measure(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> Measured:
+        values = _GEOMETRY[value](point)
+        finite, learned = _learned(point, rule)
+        return Measured(
+            outcomes=outcomes(np.array([rule.holds(v) for v in values]), finite=finite & np.isfinite(values), learned=learned),
+            observed=spread(values),
+            explain={**judged(what, rule), "unlearned": _unlearned_text(rule), "missing": f"{what} is NaN"},
+        )
+
+    return measure
+
+
+def _head_loading(point: xr.Dataset) -> np.ndarray:
+    """Per seed, the weakest head's share of its factor-subspace variance on the factor it loads on most."""
+    share = per_seed_heads(point["head_factor_share"], point, "factor")  # (S, heads, F)
+    loading = share.max(axis=2) / share.sum(axis=2)
+    return loading.min(axis=1)
+
+
+_GEOMETRY = {
+    "overlap": lambda point: per_seed(point["factor_overlap"]),
+    "dimension": lambda point: per_seed(point["belief_dimension"]) - float(point["factored_dimension"]),
+    "loading": _head_loading,
+}
+
+
 def _damage_power(damage: float, se: float, rule: Rule, store: xr.Dataset) -> str:
     """What would resolve the smallest factor damage: a paired SE of damage / resolution_factor."""
     if not damage > 0:
@@ -647,6 +676,44 @@ QUANTITIES = (
             separation, 1/n_heads identical heads. Inconclusive when a factor's total ablation damage is
             below `resolution_factor` x paired SE (the power column gives the evaluation sequences that
             would resolve it; paired SE scales as 1/sqrt(sequences)), or when """
+        + _UNLEARNED
+        + ".",
+    ),
+    Quantity(
+        name="factor_overlap",
+        task="hmm",
+        variables=(*_POINT, "factor_overlap"),
+        measure=_geometry("overlap", "the factors' subspace overlap"),
+        verdict="""
+            overlap of the two factors' belief subspaces in the final residual stream: the mean squared cosine
+            of their principal angles (0: orthogonal, 1: one inside the other), each subspace being where the
+            least-squares map from that factor's exact belief to the activations writes it. Inconclusive
+            when """
+        + _UNLEARNED
+        + ".",
+    ),
+    Quantity(
+        name="belief_dimension_excess",
+        task="hmm",
+        variables=(*_POINT, "belief_dimension", "factored_dimension"),
+        measure=_geometry("dimension", "belief_dimension - factored_dimension"),
+        verdict="""
+            the joint belief read-out's effective dimension (principal directions of its fitted values keeping
+            95% of its R^2) minus the factored count (the sum of the factors' belief dimensions); the product
+            count would be larger. Inconclusive when """
+        + _UNLEARNED
+        + ".",
+    ),
+    Quantity(
+        name="head_factor_loading",
+        task="hmm",
+        variables=(*_POINT, "head_factor_share"),
+        measure=_geometry("loading", "the weakest head's loading on its main factor"),
+        heads=2,
+        verdict="""
+            of each head's output variance inside the two factors' subspaces, the share on the factor it
+            loads on most; the model's weakest head counts (0.5: no preference, 1: one factor only). An
+            ablation-free answer to which head carries which factor. Inconclusive when """
         + _UNLEARNED
         + ".",
     ),

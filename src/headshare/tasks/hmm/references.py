@@ -46,6 +46,9 @@ def add_references(settings: HMMSettings, combined: xr.Dataset, datasets: dict[t
         "factor_filter_decay": (("condition", "a", "factor", "step"), stack(lambda d: d["factor_filter_decay"].values)),
     }
     conditions = [settings.condition(c) for c in ids]
+    states = np.array([_states(datasets, c) for c in ids])  # (condition, factor): hidden states per factor
+    references["factored_dimension"] = (("condition",), (states - 1).sum(axis=1).astype(float))
+    references["product_dimension"] = (("condition",), (states.prod(axis=1) - 1).astype(float))
     combined = combined.assign(references).assign_coords(
         step=np.arange(1, len(combined["distance"])),
         role=("condition", np.array([c.role for c in conditions], dtype=object)),
@@ -65,3 +68,9 @@ def _lookup(values: dict[tuple[str, float], np.ndarray], condition: str, a: floa
         if key_condition == condition and same_value(key_a, a):
             return value
     return blank
+
+
+def _states(datasets: dict[tuple[str, float], xr.Dataset], condition: str) -> list[int]:
+    """Each factor's number of hidden states, from any evaluation set of ``condition``."""
+    data = next(data for (key, _), data in datasets.items() if key == condition)
+    return [data[f"beliefs_{k}"].shape[-1] for k in (1, 2)]
