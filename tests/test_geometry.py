@@ -98,3 +98,20 @@ def test_variance_share_is_one_inside_the_subspace_and_zero_outside():
     assert variance_share(inside, basis[:, 2:]) == pytest.approx(0.0, abs=1e-12)
     mixed = inside + rng.standard_normal((500, 2)) @ basis[:, 2:].T
     assert variance_share(mixed, basis[:, :2]) == pytest.approx(0.5, abs=0.1)
+
+
+def test_the_convergence_evaluator_tracks_the_geometry_of_every_member():
+    import torch
+    from helpers.configs import smoke_config
+
+    from headshare import tasks
+    from headshare.model import EnsembleTransformer
+
+    task, settings = tasks.configured(smoke_config(), "hmm")
+    cohort = task.cohorts(settings)[0]
+    model = EnsembleTransformer.from_seeds(task.model_config(settings, cohort), [0, 1])
+    with torch.no_grad():  # as the trainer calls it
+        evaluated = task.evaluator(settings, cohort)(model)
+    assert evaluated["factor_overlap"].shape == evaluated["belief_dimension"].shape == (len(cohort.members),)
+    assert ((evaluated["factor_overlap"] >= 0) & (evaluated["factor_overlap"] <= 1)).all()
+    assert set(evaluated["belief_dimension"]) <= set(range(1, 9))  # two 3-state factors: at most 8

@@ -86,6 +86,8 @@ def hmm_store(
             "eval_metric": full((*GRID, "eval_step"), 0.0),
             "eval_metric_se": full((*GRID, "eval_step"), 1e-4),
             "eval_attention": full((*GRID, "eval_step", "layer", "head", "distance"), 0.0),
+            "eval_factor_overlap": full((*GRID, "eval_step"), 0.02),
+            "eval_belief_dimension": full((*GRID, "eval_step"), 4.0),
         },
         coords=coords,
         attrs={"config": json.dumps({"hmm": {"eval_sequences": EVAL_SEQUENCES}})},

@@ -263,7 +263,9 @@ def synthetic_hmm_store(
     store = xr.Dataset(data, coords=coords, attrs={"task": "hmm", "context": context, "synthetic": 1})
     losses = ("excess_loss", "excess_loss_se", "normalised_excess", "factor_excess_loss", "factor_overlap")
     deep = _with_layers(store, n_layers, losses)
-    return _following(_with_training(deep, "excess_loss", {"eval_attention": "attention_distance"}), HMM_CONTRACT)
+    curves = {"eval_attention": "attention_distance", "eval_factor_overlap": "factor_overlap",
+              "eval_belief_dimension": "belief_dimension"}
+    return _following(_with_training(deep, "excess_loss", curves), HMM_CONTRACT)
 
 
 def synthetic_readoff_store(

@@ -51,5 +51,9 @@ REFERENCES = {
     "product_dimension": Variable(("condition",), "the joint belief's dimension (states1 x states2 - 1)"),
 }
 
-EVALUATIONS = {"eval_attention": Variable(("eval_step", *LH, "distance"), "mean attention from the last query during training")}
+EVALUATIONS = {
+    "eval_attention": Variable(("eval_step", *LH, "distance"), "mean attention from the last query during training"),
+    "eval_factor_overlap": Variable(("eval_step",), "the factors' belief subspace overlap during training"),
+    "eval_belief_dimension": Variable(("eval_step",), "the joint read-out's effective dimension during training"),
+}
 COMBINED_STORE = MODEL_STORE.combined(GRID_AXES, REFERENCES, EVALUATIONS)

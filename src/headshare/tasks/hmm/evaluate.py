@@ -1,12 +1,15 @@
-"""The hmm convergence evaluator: paired excess loss over the exact filter on a held-out batch."""
+"""The hmm convergence evaluator: paired excess loss over the exact filter on a held-out batch, with the
+attention and the factored belief geometry tracked over training (the published result says factoring
+appears early)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from headshare.analysis.geometry import belief_subspace, effective_dimension, subspace_overlap
 from headshare.evaluation import last_query_attention, mean_and_se, on_device
-from headshare.extraction import chunks
+from headshare.extraction import chunks, final_residual_hook
 from headshare.model import EnsembleTransformer
 from headshare.seeding import derived_rng
 from headshare.tasks.base import Cohort
@@ -22,15 +25,17 @@ class HMMEvaluator:
 
     def __init__(self, settings: HMMSettings, cohort: Cohort, n_sequences: int) -> None:
         condition = settings.condition(cohort.coords["condition"])
-        tokens, filter_loss = [], []
+        tokens, filter_loss, beliefs = [], [], []
         for member in cohort.members:
             a = member.coords["a"]
             rng = derived_rng(settings.seed, "hmm-convergence", condition.id, a)
             processes = condition.factor_processes(a)
             sample = sample_product(*processes, n_sequences, settings.context + 1, rng)
             tokens.append(sample.tokens)
+            beliefs.append([factor.beliefs[:, :-1] for factor in sample.factors])  # after each input token
             filter_loss.append(sum(filter_log_loss(p, s.tokens) for p, s in zip(processes, sample.factors))[:, 1:])
         self.tokens = np.stack(tokens)  # [E, N, T + 1]
+        self.beliefs = [[b.reshape(-1, b.shape[-1]) for b in member] for member in beliefs]  # per member, factor
         self.filter_loss = np.stack(filter_loss)  # [E, N, T]
         self.judged = np.stack(
             [np.arange(settings.context) >= (settings.context - 1 if m.coords["loss"] == "last" else 0) for m in cohort.members]
@@ -39,11 +44,33 @@ class HMMEvaluator:
     def __call__(self, model: EnsembleTransformer) -> dict[str, np.ndarray]:
         tokens = on_device(model, self.tokens)
         inputs, targets = tokens[..., :-1], tokens[..., 1:]
-        losses = []
+        residual_hook = final_residual_hook(model.cfg.n_layers)
+        losses, residual = [], []
         for part in chunks(inputs.shape[1]):
-            log_probs = torch.log_softmax(model(inputs[:, part]).double(), dim=-1)
+            logits, cache = model.run_with_cache(inputs[:, part], [residual_hook])
+            log_probs = torch.log_softmax(logits.double(), dim=-1)
             losses.append(-log_probs.gather(-1, targets[:, part].unsqueeze(-1)).squeeze(-1).cpu())
+            residual.append(cache[residual_hook].double().cpu())
         excess = torch.cat(losses, dim=1).numpy() - self.filter_loss  # [E, N, T]
         per_sequence = (excess * self.judged[:, None]).sum(-1) / self.judged.sum(-1)[:, None]
         metric, error = mean_and_se(per_sequence)
-        return {"metric": metric, "metric_se": error, "attention": last_query_attention(model, inputs)}
+        activations = torch.cat(residual, dim=1).numpy()
+        geometry = [self._geometry(member, activations[member]) for member in range(len(self.beliefs))]
+        return {
+            "metric": metric,
+            "metric_se": error,
+            "attention": last_query_attention(model, inputs),
+            "factor_overlap": np.array([overlap for overlap, _ in geometry]),
+            "belief_dimension": np.array([dimension for _, dimension in geometry]),
+        }
+
+    def _geometry(self, member: int, residual: np.ndarray) -> tuple[float, float]:
+        """The factors' subspace overlap and the joint read-out's effective dimension on every (sequence,
+        position) of the batch (no held-out split: this tracks a trend, the final stores hold the scores)."""
+        activations = residual.reshape(-1, residual.shape[-1])
+        first, second = self.beliefs[member]
+        overlap = subspace_overlap(belief_subspace(activations, first), belief_subspace(activations, second))
+        joint = np.einsum("ni,nj->nij", first, second).reshape(len(first), -1)
+        design = np.column_stack([activations, np.ones(len(activations))])
+        fitted = design @ np.linalg.lstsq(design, joint, rcond=None)[0]
+        return overlap, float(effective_dimension(fitted))

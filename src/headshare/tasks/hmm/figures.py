@@ -170,4 +170,19 @@ FIGURES = (
         facets=("condition", "n_heads"),
         split=("a", "loss", "d_head", "n_layers"),
     ),
+    FigureSpec(
+        name="factor_overlap_training",
+        task="hmm",
+        title="Overlap of the factors' belief subspaces over training, on the held-out convergence batch "
+        f"({_SEED_BAND})",
+        caption=(
+            "The factor subspace overlap of factor_geometry measured on the held-out convergence batch at every "
+            "evaluation during training (all sequence positions, no held-out split: a trend, not a score), one "
+            "panel per condition, one line per number of heads, one file per emission fidelity a, loss "
+            "positions, head size and number of layers; lines end where a model stopped."
+        ),
+        draw=drawn_by(_PLOTS, "factor_overlap_training"),
+        facets=("condition", "n_heads"),
+        split=("a", "loss", "d_head", "n_layers"),
+    ),
 )

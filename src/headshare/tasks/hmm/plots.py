@@ -397,6 +397,26 @@ def factor_geometry(store: xr.Dataset, fixed: Mapping[str, Any]) -> Figure:
     return fig
 
 
+def factor_overlap_training(store: xr.Dataset, fixed: Mapping[str, Any]) -> Figure:
+    """The factors' subspace overlap on the held-out batch against training step, one panel per condition,
+    one line per number of heads (mean over seeds, band: min-max)."""
+    conditions = store["condition"].values
+    levels = [f"n_heads = {format_value(h)}" for h in store["n_heads"].values]
+    palette = dict(zip(levels, sns.color_palette("colorblind", len(levels))))
+    fig, axes = panel_grid(len(conditions), legend=True, sharey=True)
+    for ax, condition in zip(axes, conditions):
+        frame = store["eval_factor_overlap"].sel(condition=condition).to_dataframe().reset_index()
+        frame = frame.dropna(subset=["eval_factor_overlap"])
+        frame["n_heads"] = [f"n_heads = {format_value(h)}" for h in frame["n_heads"]]
+        if not frame.empty:
+            sns.lineplot(data=frame, x="eval_step", y="eval_factor_overlap", hue="n_heads", hue_order=levels,
+                         palette=palette, estimator="mean", errorbar=("pi", 100), ax=ax, legend=False)
+        ax.set(xlabel="training step", ylabel="", title=_condition_title(store, condition))
+    fig.supylabel("factor subspace overlap (0 = orthogonal)")
+    side_legend(fig, [Line2D([], [], color=palette[level], label=level) for level in levels])
+    return fig
+
+
 # ------------------------------------------------------------------------------ belief geometry
 def _simplex_panel(ax: Axes, beliefs: np.ndarray, colours: np.ndarray, title: str) -> None:
     corners = project_to_simplex_2d(np.eye(3))
