@@ -32,11 +32,14 @@ def _place_on_grid(task: Task, summary: xr.Dataset, member: Member, sizes: dict[
     return summary.expand_dims({axis: [member.coords[axis]] for axis in task.grid_axes})
 
 
-def training_variables(task: Task, record: dict, eval_steps: np.ndarray) -> dict[str, xr.DataArray]:
+def training_variables(
+    task: Task, record: dict, eval_steps: np.ndarray, sizes: dict[str, int]
+) -> dict[str, xr.DataArray]:
     """A model's training record as store variables: its final loss, convergence test and evaluation curves
     (output ``name`` of the task's evaluator becomes ``eval_<name>``, with the dims of the contract), on the
     common ``eval_steps`` of the grid (NaN after the model stopped), so that models that stopped at different
-    steps still line up."""
+    steps still line up. A curve the record lacks (a model trained before its evaluator recorded it) is NaN,
+    shaped by ``sizes`` (the model's store), rather than a reason to train again."""
     scalars = {
         "final_train_loss": record["final_loss"],
         "steps_trained": record["steps_trained"],
@@ -47,11 +50,14 @@ def training_variables(task: Task, record: dict, eval_steps: np.ndarray) -> dict
     }
     variables = {name: xr.DataArray(float(value)) for name, value in scalars.items()}
     grid = len(task.grid_axes)
-    for output, values in record["evaluations"].items():
-        name = f"eval_{output}"
+    for name in (name for name in task.combined_store.variables if name.startswith("eval_")):
         dims = task.combined_store.dims(name)[grid:]
-        array = np.asarray(values, dtype=np.float64)
-        curve = xr.DataArray(array, dims=dims, coords={"eval_step": record["eval_steps"]})
+        values = record["evaluations"].get(name.removeprefix("eval_"))
+        if values is None:
+            variables[name] = xr.DataArray(np.full([len(eval_steps), *(sizes[d] for d in dims[1:])], np.nan),
+                                           dims=dims, coords={"eval_step": eval_steps})
+            continue
+        curve = xr.DataArray(np.asarray(values, dtype=np.float64), dims=dims, coords={"eval_step": record["eval_steps"]})
         variables[name] = curve.reindex(eval_step=eval_steps)
     return variables
 
@@ -68,7 +74,8 @@ def combine_members(
     eval_steps = np.unique(np.concatenate([np.asarray(record["eval_steps"], dtype=np.int64) for record in training]))
     pieces = []
     for member, store, record in zip(members, stores, training):
-        summary = _summary(task, store).assign(training_variables(task, record, eval_steps))
+        summary = _summary(task, store)
+        summary = summary.assign(training_variables(task, record, eval_steps, dict(summary.sizes)))
         pieces.append(_place_on_grid(task, summary, member, sizes))
     _check_aligned(task, pieces, members)
     combined = xr.merge(pieces, join="outer", compat="no_conflicts", combine_attrs="drop")
