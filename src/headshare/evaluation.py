@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from headshare.extraction import chunks
 from headshare.model import EnsembleTransformer
 
 
@@ -25,13 +24,9 @@ def mean_and_se(per_sequence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return per_sequence.mean(axis=-1), per_sequence.std(axis=-1, ddof=1) / np.sqrt(n)
 
 
-def last_query_attention(model: EnsembleTransformer, inputs: torch.Tensor) -> np.ndarray:
-    """[E, L, H, D]: mean attention from the last query to the key at distance d (0 = itself), per layer and
-    head, over the sequences of ``inputs`` [E, N, T]."""
-    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
-    total = 0.0
-    for part in chunks(inputs.shape[1]):
-        _, cache = model.run_with_cache(inputs[:, part], names)
-        last = torch.stack([cache[name][:, :, :, -1] for name in names], dim=1)  # [E, L, B, H, T_k]
-        total = total + last.double().sum(dim=2)
-    return (total / inputs.shape[1]).flip(-1).cpu().numpy()
+def last_query_attention(patterns: list[torch.Tensor]) -> torch.Tensor:
+    """[E, L, H, D]: summed attention from the last query to the key at distance d (0 = itself), per layer and
+    head, over the sequences of one batch, from each layer's cached pattern [E, B, H, T_q, T_k]; divide by
+    the sequences for the mean."""
+    last = torch.stack([pattern[:, :, :, -1] for pattern in patterns], dim=1)  # [E, L, B, H, T_k]
+    return last.double().sum(dim=2).flip(-1)

@@ -9,13 +9,16 @@ import torch
 
 from headshare.analysis.geometry import belief_subspace, effective_dimension, subspace_overlap
 from headshare.evaluation import last_query_attention, mean_and_se, on_device
-from headshare.extraction import chunks, final_residual_hook
+from headshare.extraction import attention_hooks, chunks, final_residual_hook
 from headshare.model import EnsembleTransformer
 from headshare.seeding import derived_rng
 from headshare.tasks.base import Cohort
 from headshare.tasks.hmm.exact import filter_log_loss
 from headshare.tasks.hmm.sampler import sample_product
 from headshare.tasks.hmm.settings import HMMSettings
+
+
+GEOMETRY_SEQUENCES = 500  # sequences of the batch the geometry is tracked on (5,000 rows at context 10)
 
 
 class HMMEvaluator:
@@ -45,12 +48,15 @@ class HMMEvaluator:
         tokens = on_device(model, self.tokens)
         inputs, targets = tokens[..., :-1], tokens[..., 1:]
         residual_hook = final_residual_hook(model.cfg.n_layers)
-        losses, residual = [], []
-        for part in chunks(inputs.shape[1]):
-            logits, cache = model.run_with_cache(inputs[:, part], [residual_hook])
+        pattern_hooks = attention_hooks(model.cfg.n_layers, "hook_pattern")
+        losses, residual, attention = [], [], 0.0
+        for part in chunks(inputs.shape[1]):  # one forward pass gives the loss, the attention and the geometry
+            logits, cache = model.run_with_cache(inputs[:, part], [residual_hook, *pattern_hooks])
             log_probs = torch.log_softmax(logits.double(), dim=-1)
             losses.append(-log_probs.gather(-1, targets[:, part].unsqueeze(-1)).squeeze(-1).cpu())
-            residual.append(cache[residual_hook].double().cpu())
+            attention = attention + last_query_attention([cache[name] for name in pattern_hooks])
+            if part.start < GEOMETRY_SEQUENCES:
+                residual.append(cache[residual_hook][:, : GEOMETRY_SEQUENCES - part.start].double().cpu())
         excess = torch.cat(losses, dim=1).numpy() - self.filter_loss  # [E, N, T]
         per_sequence = (excess * self.judged[:, None]).sum(-1) / self.judged.sum(-1)[:, None]
         metric, error = mean_and_se(per_sequence)
@@ -59,16 +65,17 @@ class HMMEvaluator:
         return {
             "metric": metric,
             "metric_se": error,
-            "attention": last_query_attention(model, inputs),
+            "attention": (attention / inputs.shape[1]).cpu().numpy(),
             "factor_overlap": np.array([overlap for overlap, _ in geometry]),
             "belief_dimension": np.array([dimension for _, dimension in geometry]),
         }
 
     def _geometry(self, member: int, residual: np.ndarray) -> tuple[float, float]:
         """The factors' subspace overlap and the joint read-out's effective dimension on every (sequence,
-        position) of the batch (no held-out split: this tracks a trend, the final stores hold the scores)."""
+        position) of the batch's first GEOMETRY_SEQUENCES sequences (no held-out split: this tracks a trend;
+        the final stores hold the scores)."""
         activations = residual.reshape(-1, residual.shape[-1])
-        first, second = self.beliefs[member]
+        first, second = (beliefs[: len(activations)] for beliefs in self.beliefs[member])
         overlap = subspace_overlap(belief_subspace(activations, first), belief_subspace(activations, second))
         joint = np.einsum("ni,nj->nij", first, second).reshape(len(first), -1)
         design = np.column_stack([activations, np.ones(len(activations))])
