@@ -29,7 +29,7 @@ class ConfigError(ValueError):
 
 def describe_schema_error(error: Any, document: str = "config") -> str:
     """One line for a jsonschema ValidationError: where, what value, what is allowed."""
-    where = document + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path)
+    where = document + "".join(_path_part(part) for part in error.absolute_path)
     allowed = {
         key: error.schema[key]
         for key in ("type", "enum", "minimum", "maximum", "exclusiveMinimum", "pattern", "minItems", "maxItems")
@@ -42,6 +42,15 @@ def describe_schema_error(error: Any, document: str = "config") -> str:
         return f"{where}: {error.message}"
     detail = ", ".join(f"{key} {value}" for key, value in allowed.items())
     return f"{where} = {error.instance!r} is invalid: {error.message}" + (f" (allowed: {detail})" if detail else "")
+
+
+def _path_part(part: Any) -> str:
+    """One step of a config path: [index], .key, or ['key'] for a key that would not read as one (empty,
+    spaces at its ends, newlines or other unprintable characters), so a message stays on one line."""
+    if isinstance(part, int):
+        return f"[{part}]"
+    text = str(part)
+    return f".{text}" if text and text.isprintable() and text.strip() == text else f"[{text!r}]"
 
 
 def _strict_validator_class() -> Any:
