@@ -508,6 +508,11 @@ def test_regression_verdicts():
     # A softmax model no better than predicting zero "does not match GD" only vacuously.
     untrained = only_row(scored(None, softmax, regression=regression_store(softmax=2.05)))
     assert untrained["verdict"] == "inconclusive" and "zero predictor" in untrained["reason"]
+    # Nor does one still on its plateau: the zero predictor's ratio is (10/24) / 0.2061 = 2.02, the midpoint
+    # to GD's 1.51; a seed at 1.8 is below the zero predictor but has not left its plateau.
+    plateau = only_row(scored(None, softmax, regression=regression_store(softmax=1.8)))
+    assert plateau["verdict"] == "inconclusive" and "midway" in plateau["reason"]
+    assert only_row(scored(None, softmax, regression=regression_store(softmax=1.45)))["verdict"] == "confirmed"
 
 
 # ---------------------------------------------------------------- the shipped file, and the outputs

@@ -9,14 +9,23 @@ from headshare.scoring.quantity import Measured, Quantity, judged, outcomes, per
 from headshare.scoring.rule import Rule
 from headshare.store import ArtifactError
 
-_UNLEARNED = "Inconclusive when the model's loss is not below that of always predicting zero."
+_UNLEARNED = (
+    "Inconclusive when the model never left the zero predictor's plateau: its loss is not closer to one-step "
+    "GD's than to always predicting zero."
+)
 
 
 def _learned(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> tuple[np.ndarray, str]:
-    if "zero_loss" not in store.attrs:
-        raise ArtifactError("the regression store lacks the zero_loss attribute, needed to tell if a model learned")
-    zero = float(store.attrs["zero_loss"])
-    return per_seed(point["loss"]) < zero, f"loss not below the zero predictor's {zero:.4g}"
+    """A model learned when its loss is below the midpoint of GD's and the zero predictor's: a model on the
+    zero predictor's plateau neither matches GD nor shows that its architecture cannot."""
+    missing = [key for key in ("zero_loss", "gd_loss") if key not in store.attrs]
+    if missing:
+        raise ArtifactError(f"the regression store lacks the {', '.join(missing)} attribute, needed to tell if a model learned")
+    zero, gd = float(store.attrs["zero_loss"]), float(store.attrs["gd_loss"])
+    midpoint = 0.5 * (zero + gd)
+    return per_seed(point["loss"]) < midpoint, (
+        f"loss not below {midpoint:.4g}, midway between one-step GD's {gd:.4g} and the zero predictor's {zero:.4g}"
+    )
 
 
 def _worst_over_grid(reduce: str, what: str):
