@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import pandas as pd
@@ -513,6 +514,16 @@ def test_regression_verdicts():
     plateau = only_row(scored(None, softmax, regression=regression_store(softmax=1.8)))
     assert plateau["verdict"] == "inconclusive" and "midway" in plateau["reason"]
     assert only_row(scored(None, softmax, regression=regression_store(softmax=1.45)))["verdict"] == "confirmed"
+
+
+def test_escape_fraction_is_judged_by_its_exact_binomial_interval():
+    escapes = entry("escape_fraction", {"attention": "linear"}, ">=", 0.9)
+    every = only_row(scored(None, escapes, regression=regression_store(linear=1.0)))
+    assert every["verdict"] == "inconclusive" and every["observed"].startswith("3/3 seeds escaped")
+    # all of n seeds escaping: the exact lower bound is 0.025^(1/n), above 0.9 from n = ln 0.025 / ln 0.9 on
+    assert f"about {math.ceil(math.log(0.025) / math.log(0.9))} seeds" in every["power"]
+    none = only_row(scored(None, escapes, regression=regression_store(linear=1.8)))  # every seed on the plateau
+    assert none["verdict"] == "refuted" and "below 0.9" in none["reason"]
 
 
 # ---------------------------------------------------------------- the shipped file, and the outputs

@@ -115,3 +115,19 @@ def power_statement(stakes: float, mean: SeedMean, target: float, model_se: floa
     if t_quantile(mean.n) * training_spread / math.sqrt(mean.n) >= target:
         by_data += ", not enough alone: the seeds differ by more than their evaluation noise"
     return f"{now}; needs resolution {target:.2g}: {by_seeds}, or {by_data}"
+
+
+def proportion_interval(successes: int, trials: int) -> tuple[float, float]:
+    """Two-sided 95% Clopper-Pearson interval of a proportion (scipy's exact binomial test)."""
+    interval = stats.binomtest(successes, trials).proportion_ci(confidence_level=LEVEL, method="exact")
+    return float(interval.low), float(interval.high)
+
+
+def trials_to_separate(rate: float, threshold: float) -> int | None:
+    """The fewest trials at which an observed ``rate`` (kept as round(rate x n) successes) would give a 95%
+    interval excluding ``threshold``; None beyond MAX_SEEDS or when the rate is the threshold."""
+    for trials in range(2, MAX_SEEDS + 1):
+        low, high = proportion_interval(round(rate * trials), trials)
+        if low > threshold or high < threshold:
+            return trials
+    return None

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from headshare.scoring.quantity import Measured, Quantity, judged, outcomes, per_seed, scalar, spread
+from headshare.scoring.quantity import Measured, Pooled, Quantity, judged, outcomes, per_seed, scalar, spread
 from headshare.scoring.rule import Rule
+from headshare.scoring.statistics import proportion_interval, trials_to_separate
 from headshare.store import ArtifactError
 
 _UNLEARNED = (
@@ -48,6 +49,35 @@ def _worst_over_grid(reduce: str, what: str):
     return measure
 
 
+def _escape_fraction(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> Measured:
+    """The share of seeds that left the zero predictor's plateau, judged by its 95% Clopper-Pearson interval
+    against the rule's threshold: training that finds the solution only sometimes is a measured rate."""
+    escaped, _ = _learned(point, rule, store)
+    finite = np.isfinite(per_seed(point["loss"]))
+    count, seeds = int(escaped[finite].sum()), int(finite.sum())
+    low, high = proportion_interval(count, seeds) if seeds else (0.0, 1.0)
+    rate = count / seeds if seeds else float("nan")
+    observed = f"{count}/{seeds} seeds escaped (95% CI {low:.2f}-{high:.2f})"
+    threshold = float(rule.value)
+    if low > threshold or high < threshold:
+        holds = rule.holds(low if low > threshold else high)
+        verdict = "confirmed" if holds else "refuted"
+        pooled = Pooled(verdict, f"{observed}: the interval lies {'above' if low > threshold else 'below'} {threshold:g}")
+    else:
+        needed = trials_to_separate(rate, threshold) if seeds else None
+        power = (
+            f"escape rate {rate:.2f}; a 95% interval excluding {threshold:g} needs about {needed} seeds at this rate"
+            if needed else f"undecidable: the observed rate {rate:.2f} sits at the threshold {threshold:g}"
+        )
+        pooled = Pooled("unresolved", f"{observed}: the interval contains {threshold:g}", power)
+    return Measured(
+        outcomes=outcomes(escaped, finite=finite),
+        observed=observed,
+        explain={"confirmed": "left the plateau", "refuted": "stayed on the plateau", "missing": "loss is NaN"},
+        pooled=pooled,
+    )
+
+
 QUANTITIES = (
     Quantity(
         name="regression_loss_ratio",
@@ -81,5 +111,17 @@ QUANTITIES = (
         verdict="""
             the smallest cosine between the model's and one-step GD's d y_hat / d x_query over every evaluated
             context length N and input scale. """ + _UNLEARNED,
+    ),
+    Quantity(
+        name="escape_fraction",
+        task="regression",
+        variables=("loss",),
+        measure=_escape_fraction,
+        verdict="""
+            the share of seeds whose model left the zero predictor's plateau (loss closer to one-step GD's than
+            to always predicting zero), judged by its 95% Clopper-Pearson interval over seeds: confirmed or
+            refuted only when the interval lies wholly on one side of the rule's threshold; the power column
+            gives the seeds that would separate the observed rate from it.
+        """,
     ),
 )
