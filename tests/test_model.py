@@ -17,6 +17,12 @@ VARIANTS = [
     dict(CONTINUOUS_CFG, attention="linear"),
     dict(CONTINUOUS_CFG, attention="softmax", positional=False, mlp=True, layernorm=True),
 ]
+CONTEXT_VARIANTS = [
+    dict(CONTINUOUS_CFG, attention="linear", positional=False, mask="context", n_layers=2),
+    dict(CONTINUOUS_CFG, attention="softmax", positional=False, mask="context", layernorm=True),
+    dict(CONTINUOUS_CFG, attention="linear", positional=False, mask="context", n_layers=3, recurrent=True),
+    dict(CONTINUOUS_CFG, attention="linear", positional=False, mask="context", mlp=True, mlp_first=True, d_mlp=5),
+]
 
 
 def make_inputs(cfg: ModelConfig, n_members: int, batch: int, seed: int = 0) -> torch.Tensor:
@@ -44,8 +50,7 @@ def reference_forward(cfg: ModelConfig, s: dict, inputs: torch.Tensor) -> torch.
     B, T = x.shape[:2]
     if cfg.positional:
         x = x + s["W_pos"][:T]
-    for layer in range(cfg.n_layers):
-        p = f"blocks.{layer}."
+    def attention(x, p):
         h_in = ln(x, p + "ln1")
         W = s[p + "attn.W_QKV"].view(d, 3, H, dh)
         b = s[p + "attn.b_QKV"].view(3, H, dh)
@@ -53,14 +58,26 @@ def reference_forward(cfg: ModelConfig, s: dict, inputs: torch.Tensor) -> torch.
         for h in range(H):
             q, k, v = (h_in @ W[:, i, h] + b[i, h] for i in range(3))
             for t in range(T):
-                scores = (k[:, : t + 1] * q[:, t : t + 1]).sum(-1) / math.sqrt(dh)  # [B, t+1]
-                weights = scores.softmax(-1) if cfg.attention == "softmax" else scores / (t + 1)
-                z = (weights[..., None] * v[:, : t + 1]).sum(1)
+                keys = t + 1 if cfg.mask == "causal" else T - 1  # the context mask: all but the query
+                if keys == 0:
+                    continue
+                scores = (k[:, :keys] * q[:, t : t + 1]).sum(-1) / math.sqrt(dh)  # [B, keys]
+                weights = scores.softmax(-1) if cfg.attention == "softmax" else scores / keys
+                z = (weights[..., None] * v[:, :keys]).sum(1)
                 out[:, t] += z @ s[p + "attn.W_O"][h]
-        x = x + out
-        if cfg.mlp:
-            hidden = F.gelu(ln(x, p + "ln2") @ s[p + "mlp.W_in"] + s[p + "mlp.b_in"])
-            x = x + hidden @ s[p + "mlp.W_out"] + s[p + "mlp.b_out"]
+        return x + out
+
+    def mlp(x, p):
+        hidden = F.gelu(ln(x, p + "ln2") @ s[p + "mlp.W_in"] + s[p + "mlp.b_in"])
+        return x + hidden @ s[p + "mlp.W_out"] + s[p + "mlp.b_out"]
+
+    for layer in range(cfg.n_layers):
+        p = "blocks.0." if cfg.recurrent else f"blocks.{layer}."
+        if cfg.mlp and cfg.mlp_first:
+            x = attention(mlp(x, p), p)
+        else:
+            x = attention(x, p)
+            x = mlp(x, p) if cfg.mlp else x
     return ln(x, "ln_final") @ s["W_U"] + s["b_U"]
 
 
@@ -74,7 +91,7 @@ def randomised(cfg: ModelConfig, seeds) -> EnsembleTransformer:
     return model
 
 
-@pytest.mark.parametrize("kwargs", VARIANTS)
+@pytest.mark.parametrize("kwargs", VARIANTS + CONTEXT_VARIANTS)
 def test_forward_matches_reference(kwargs):
     cfg = ModelConfig(**kwargs)
     model = randomised(cfg, [3, 4])
@@ -101,6 +118,42 @@ def test_causal(kwargs):
     before, after = model(inputs), model(changed)
     torch.testing.assert_close(before[:, :, :t], after[:, :, :t], rtol=0, atol=1e-12)
     assert (before[:, :, t:] - after[:, :, t:]).abs().amin(dim=(0, 1, 3)).gt(1e-6).all()
+
+
+@pytest.mark.parametrize("kwargs", CONTEXT_VARIANTS)
+def test_context_mask_hides_the_query_and_ignores_context_order(kwargs):
+    """Under the context mask no position reads the last (query) token, and without positions the query's
+    output is the same for any order of the context."""
+    cfg = ModelConfig(**kwargs)
+    model = randomised(cfg, [0, 1])
+    inputs = make_inputs(cfg, 2, 4)
+    changed = inputs.clone()
+    changed[:, :, -1] += 1.0
+    before, after = model(inputs), model(changed)
+    torch.testing.assert_close(before[:, :, :-1], after[:, :, :-1], rtol=0, atol=1e-12)
+    assert (before[:, :, -1] - after[:, :, -1]).abs().gt(1e-6).all()
+    order = torch.tensor([3, 0, 4, 2, 1, 5])
+    permuted = model(inputs[:, :, order])
+    torch.testing.assert_close(permuted[:, :, -1], before[:, :, -1], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(permuted[:, :, :-1], before[:, :, order[:-1]], rtol=1e-10, atol=1e-12)
+
+
+def test_one_token_under_the_context_mask_gets_no_attention():
+    cfg = ModelConfig(**CONTEXT_VARIANTS[0])
+    model = randomised(cfg, [0])
+    query = make_inputs(cfg, 1, 3)[:, :, -1:]
+    silenced = randomised(cfg, [0])
+    with torch.no_grad():
+        for block in silenced.blocks:
+            block.attn.W_O.zero_()
+    torch.testing.assert_close(model(query), silenced(query), rtol=0, atol=1e-12)
+
+
+def test_recurrent_model_shares_one_block():
+    recurrent = ModelConfig(**CONTEXT_VARIANTS[2])
+    assert len(EnsembleTransformer.from_seeds(recurrent, [0]).blocks) == 1
+    stacked = ModelConfig(**{**CONTEXT_VARIANTS[2], "recurrent": False})
+    assert len(EnsembleTransformer.from_seeds(stacked, [0]).blocks) == 3
 
 
 @pytest.mark.parametrize("kwargs", [VARIANTS[0], VARIANTS[3]])
@@ -239,6 +292,8 @@ def test_mean_ablation_writes_the_fill_value():
         (dict(TOKEN_CFG, d_head=2.5), "d_head"),
         (dict(TOKEN_CFG, attention="relu"), "attention"),
         (dict(TOKEN_CFG, d_mlp=8), "mlp=False"),
+        (dict(TOKEN_CFG, mask="bidirectional"), "mask must be one of"),
+        (dict(TOKEN_CFG, mlp_first=True), "mlp_first=True needs mlp=True"),
     ],
 )
 def test_config_validation(kwargs, fragment):

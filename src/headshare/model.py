@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 ATTENTION_KINDS = ("softmax", "linear")
+MASKS = ("causal", "context")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +48,14 @@ class ModelConfig:
     sum_j y_j x_j . x_q over context tokens) is one fixed rescaling of a sum.
     ``positional=False`` removes the positional embedding (the in-context regression task is
     permutation-invariant over its context).
+
+    ``mask="context"`` replaces the causal mask: every position attends to every position but the
+    last, the query, which is never a key (von Oswald et al.'s layout, where each layer updates the
+    context tokens with the whole context, as a step of gradient descent does). Linear attention
+    then divides by the number of context keys. A one-token input has no keys, and its attention
+    writes nothing. At the query, a one-layer model sees the same keys under either mask, less itself.
+    ``recurrent=True`` applies one block's weights ``n_layers`` times (a looped transformer); its
+    hooks record the last application. ``mlp_first=True`` puts the block's MLP before attention.
     """
 
     n_ctx: int
@@ -62,6 +71,9 @@ class ModelConfig:
     d_mlp: int | None = None
     layernorm: bool = False
     positional: bool = True
+    mask: Literal["causal", "context"] = "causal"
+    recurrent: bool = False
+    mlp_first: bool = False
 
     def __post_init__(self) -> None:
         if (self.vocab_size is None) == (self.input_dim is None):
@@ -76,6 +88,10 @@ class ModelConfig:
                 _require_positive_int(name, getattr(self, name))
         if self.attention not in ATTENTION_KINDS:
             raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {self.attention!r}")
+        if self.mask not in MASKS:
+            raise ValueError(f"mask must be one of {MASKS}, got {self.mask!r}")
+        if self.mlp_first and not self.mlp:
+            raise ValueError("mlp_first=True needs mlp=True")
         if self.d_mlp is not None:
             if not self.mlp:
                 raise ValueError(f"d_mlp={self.d_mlp} is set but mlp=False")
@@ -224,6 +240,20 @@ class Attention(nn.Module):
     def W_V(self) -> Tensor:
         return self._qkv_view(2)
 
+    def _pattern(self, scores: Tensor, T: int) -> Tensor:
+        """Attention weights [E, B, H, T, T] from the scores, under the config's mask."""
+        if self.cfg.mask == "context":
+            # The keys are the first T - 1 positions; the query's own column gets weight 0.
+            n_keys = T - 1
+            if n_keys == 0:
+                return torch.zeros_like(scores)
+            context = scores[..., :n_keys]
+            weights = torch.softmax(context, dim=-1) if self.cfg.attention == "softmax" else context / n_keys
+            return F.pad(weights, (0, 1))
+        if self.cfg.attention == "softmax":
+            return torch.softmax(scores + self.mask[:T, :T], dim=-1)
+        return scores.tril() / self.n_visible[:T]
+
     def forward(self, x: Tensor, head_mask: Tensor | None = None, z_fill: Tensor | None = None) -> Tensor:
         """x [E, B, T, d_model] -> attention output [E, B, T, d_model].
 
@@ -239,11 +269,7 @@ class Attention(nn.Module):
         # [E, B, T, H, dh] -> [E, B, H, T, dh] so each (member, sequence, head) is one small matmul.
         q, k, v = (t.transpose(2, 3) for t in (q, k, v))
         scores = self.hook_attn_scores(q @ k.transpose(-1, -2) / math.sqrt(dh))
-        if self.cfg.attention == "softmax":
-            pattern = torch.softmax(scores + self.mask[:T, :T], dim=-1)
-        else:
-            pattern = scores.tril() / self.n_visible[:T]
-        pattern = self.hook_pattern(pattern)
+        pattern = self.hook_pattern(self._pattern(scores, T))
         z = (pattern @ v).transpose(2, 3)  # [E, B, T, H, dh]
         if head_mask is not None:
             keep = head_mask.view(E, 1, 1, H, 1).to(z.dtype)
@@ -270,7 +296,7 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-LN residual block: attention, then (optionally) an MLP."""
+    """Pre-LN residual block: attention, then (optionally) an MLP; the MLP first when ``cfg.mlp_first``."""
 
     def __init__(self, cfg: ModelConfig, n_members: int) -> None:
         super().__init__()
@@ -287,11 +313,13 @@ class Block(nn.Module):
 
     def forward(self, x: Tensor, head_mask: Tensor | None = None, z_fill: Tensor | None = None) -> Tensor:
         x = self.hook_resid_pre(x)
-        x = x + self.hook_attn_out(self.attn(self.ln1(x), head_mask, z_fill))
-        if hasattr(self, "mlp"):
-            x = self.hook_resid_mid(x)
-            x = x + self.hook_mlp_out(self.mlp(self.ln2(x)))
-        return self.hook_resid_post(x)
+        if not hasattr(self, "mlp"):
+            return self.hook_resid_post(x + self.hook_attn_out(self.attn(self.ln1(x), head_mask, z_fill)))
+        if self.attn.cfg.mlp_first:
+            x = self.hook_resid_mid(x + self.hook_mlp_out(self.mlp(self.ln2(x))))
+            return self.hook_resid_post(x + self.hook_attn_out(self.attn(self.ln1(x), head_mask, z_fill)))
+        x = self.hook_resid_mid(x + self.hook_attn_out(self.attn(self.ln1(x), head_mask, z_fill)))
+        return self.hook_resid_post(x + self.hook_mlp_out(self.mlp(self.ln2(x))))
 
 
 class EnsembleTransformer(nn.Module):
@@ -313,7 +341,7 @@ class EnsembleTransformer(nn.Module):
             self.b_E = _stacked(n_members, cfg.d_model)
         if cfg.positional:
             self.W_pos = _stacked(n_members, cfg.n_ctx, cfg.d_model)
-        self.blocks = nn.ModuleList(Block(cfg, n_members) for _ in range(cfg.n_layers))
+        self.blocks = nn.ModuleList(Block(cfg, n_members) for _ in range(1 if cfg.recurrent else cfg.n_layers))
         self.ln_final = LayerNorm(cfg, n_members) if cfg.layernorm else nn.Identity()
         self.W_U = _stacked(n_members, cfg.d_model, cfg.d_out)
         self.b_U = _stacked(n_members, cfg.d_out)
@@ -361,7 +389,8 @@ class EnsembleTransformer(nn.Module):
         x = self._embed(inputs)
         T = x.shape[2]
         self._check_ablation(head_mask, z_fill, T)
-        for layer, block in enumerate(self.blocks):
+        for layer in range(self.cfg.n_layers):
+            block = self.blocks[0 if self.cfg.recurrent else layer]
             x = block(
                 x,
                 None if head_mask is None else head_mask[:, layer],
