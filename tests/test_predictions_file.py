@@ -70,7 +70,7 @@ def test_shipped_file_states_every_preregistered_claim():
     regression = {
         (e["quantity"], e["condition"]["attention"], e["rule"]["op"])
         for e in load_predictions()["predictions"]
-        if e["quantity"] in ("regression_loss_ratio", "gradient_cosine")
+        if e["quantity"] in ("regression_loss_ratio", "gradient_cosine") and e["role"] == "preregistered"
     }
     assert regression == {
         ("regression_loss_ratio", "linear", "=="),

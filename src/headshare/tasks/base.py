@@ -339,6 +339,15 @@ def grid_fields(*blocks: dict[str, tuple[Any, ...]]) -> dict[str, Any]:
     return {"grid": union_grid(blocks), "blocks": blocks}
 
 
+def sub_grid(main: dict[str, tuple[Any, ...]], replaced: dict[str, tuple[Any, ...]]) -> dict[str, tuple[Any, ...]]:
+    """A sub-grid of a task's ``extra_grids``: the main grid with the axes in ``replaced`` (axis -> values)
+    swapped for the entry's values; the seeds stay the main grid's."""
+    unknown = sorted(set(replaced) - set(main) | ({SEED_AXIS} & set(replaced)))
+    if unknown:
+        raise ValueError(f"an extra grid cannot replace {unknown}; it may replace {sorted(set(main) - {SEED_AXIS})}")
+    return {**main, **replaced}
+
+
 def union_grid(blocks: tuple[dict[str, tuple[Any, ...]], ...]) -> dict[str, tuple[Any, ...]]:
     """Every axis's values over all blocks, each once, in the order they first appear."""
     return {axis: tuple(dict.fromkeys(value for block in blocks for value in block[axis])) for axis in blocks[0]}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from headshare.tasks.base import MODEL_AXES, TaskSettings, common_settings, grid_fields, model_axes
+from headshare.tasks.base import MODEL_AXES, TaskSettings, common_settings, grid_fields, model_axes, sub_grid
 from headshare.tasks.hmm.processes import HMM, build_process, product
 
 
@@ -77,8 +77,7 @@ _EXTRA_AXES = {"conditions": "condition", "emission_fidelity": "a", "loss_positi
 
 def _extra_grid(main: dict[str, tuple[Any, ...]], extra: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
     """A sub-grid: the main grid with the axes the entry names replaced (the seeds stay the main grid's)."""
-    block = dict(main)
-    for key, values in extra.items():
-        axis = _EXTRA_AXES[key]
-        block[axis] = tuple(float(v) for v in values) if axis == "a" else tuple(values)
-    return block
+    replaced = {_EXTRA_AXES[key]: tuple(values) for key, values in extra.items()}
+    if "a" in replaced:
+        replaced["a"] = tuple(float(a) for a in replaced["a"])
+    return sub_grid(main, replaced)

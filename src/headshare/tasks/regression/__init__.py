@@ -1,7 +1,11 @@
-"""In-context linear regression (SCIENCE.md §6): is a trained attention layer one step of gradient descent?
+"""In-context linear regression (SCIENCE.md §6, §9): is a trained attention layer one step of gradient descent,
+a K-layer model K steps (or GD++), and is a context a weight update?
 
 Tokens are (x, y) pairs of a random linear task and a final query x; the model predicts the query's y.
-Cohorts share (attention kind, n_layers, n_heads, d_head); members are seeds.
+Attention reads the context only (von Oswald et al.'s layout: the query is never a key), so each layer can
+update every context token with the whole context, as a step of gradient descent does. Cohorts share
+(attention kind, architecture, n_layers, n_heads, d_head); members are seeds. ``extra_grids`` add deeper,
+recurrent or MLP-first models without multiplying the whole grid.
 """
 
 from __future__ import annotations
@@ -25,9 +29,8 @@ if TYPE_CHECKING:
 @register
 class RegressionTask(Task):
     name = "regression"
-    cohort_axes = GRID_AXES[:4]
-    member_axes = GRID_AXES[4:]
-    cohort_template = "regression/attn~{attention}_L~{n_layers}_h~{n_heads}_dh~{d_head}"
+    cohort_axes = GRID_AXES[:-1]
+    cohort_template = "regression/attn~{attention}_{architecture}/L~{n_layers}_h~{n_heads}_dh~{d_head}"
     member_template = "seed~{seed}"
     dataset_template = "regression"
     chunk_axes = ("attention",)
@@ -49,6 +52,7 @@ class RegressionTask(Task):
                 "scale": settings.generalisation_scales,
                 "tasks": settings.generalisation_tasks,
             },
+            "depths": settings.depths,
         }
 
     def build_dataset(self, settings: RegressionSettings, key: dict[str, Any]) -> xr.Dataset:
@@ -59,13 +63,18 @@ class RegressionTask(Task):
     def model_config(self, settings: RegressionSettings, cohort: Cohort) -> ModelConfig:
         from headshare.model import ModelConfig
 
+        architecture = cohort.coords["architecture"]
+        shape = transformer_shape(settings, cohort)
         return ModelConfig(
             n_ctx=settings.n_context + 1,
             input_dim=settings.dim + 1,
             d_out=1,
             attention=cohort.coords["attention"],
             positional=False,
-            **transformer_shape(settings, cohort),
+            mask="context",
+            **{**shape, "mlp": shape["mlp"] or architecture == "mlp_first"},
+            recurrent=architecture == "recurrent",
+            mlp_first=architecture == "mlp_first",
         )
 
     def batch_source(

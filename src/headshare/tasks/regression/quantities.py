@@ -49,6 +49,16 @@ def _worst_over_grid(reduce: str, what: str):
     return measure
 
 
+def _context_mean(variable: str):
+    """A per-model variable measured on each held-out context (currying), judged by its mean over them."""
+    judge = scalar(variable, _learned)
+
+    def measure(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> Measured:
+        return judge(point.assign({variable: point[variable].mean("curry_context", skipna=False)}), rule, store)
+
+    return measure
+
+
 def _escape_fraction(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> Measured:
     """The share of seeds that left the zero predictor's plateau, judged by its 95% Clopper-Pearson interval
     against the rule's threshold: training that finds the solution only sometimes is a measured rate."""
@@ -77,6 +87,15 @@ def _escape_fraction(point: xr.Dataset, rule: Rule, store: xr.Dataset) -> Measur
         pooled=pooled,
     )
 
+
+_MULTISTEP = """
+    K = n_layers steps from w = 0, the step sizes line-searched jointly on the evaluation set (K-step GD), and for
+    GD++ also the input transforms x <- (I - gamma S) x before each step, S the context's second moments
+    (von Oswald et al.; construction in headshare.tasks.regression.multistep)."""
+_CURRYING = """
+    For each of `regression.currying.contexts` held-out contexts c, weights W' are fitted (Adam from the
+    model's W) so that the model run on the query alone matches the model run on c and the query, over
+    fresh queries (headshare.tasks.regression.currying); the value is the mean over the contexts."""
 
 QUANTITIES = (
     Quantity(
@@ -111,6 +130,73 @@ QUANTITIES = (
         verdict="""
             the smallest cosine between the model's and one-step GD's d y_hat / d x_query over every evaluated
             context length N and input scale. """ + _UNLEARNED,
+    ),
+    Quantity(
+        name="least_squares_gap",
+        task="regression",
+        variables=("loss", "least_squares_gap_closed"),
+        measure=scalar("least_squares_gap_closed", _learned),
+        verdict="""
+            the share of the gap from one-step GD's loss to least squares' that the model closes: (GD loss -
+            loss) / (GD loss - least-squares loss); 0 is one step of GD, 1 the Bayes-optimal predictor, negative
+            worse than GD. """ + _UNLEARNED,
+    ),
+    Quantity(
+        name="multistep_loss_ratio",
+        task="regression",
+        variables=("loss", "multistep_loss_ratio"),
+        measure=scalar("multistep_loss_ratio", _learned),
+        verdict="the model's loss over the loss of K steps of gradient descent: " + _MULTISTEP + " " + _UNLEARNED,
+    ),
+    Quantity(
+        name="multistep_cosine",
+        task="regression",
+        variables=("loss", "multistep_gradient_cosine"),
+        measure=scalar("multistep_gradient_cosine", _learned),
+        verdict="the cosine between the model's and K-step GD's d y_hat / d x_query: " + _MULTISTEP + " " + _UNLEARNED,
+    ),
+    Quantity(
+        name="gdpp_loss_ratio",
+        task="regression",
+        variables=("loss", "gdpp_loss_ratio"),
+        measure=scalar("gdpp_loss_ratio", _learned),
+        verdict="the model's loss over the loss of K steps of GD++: " + _MULTISTEP + " " + _UNLEARNED,
+    ),
+    Quantity(
+        name="gdpp_cosine",
+        task="regression",
+        variables=("loss", "gdpp_gradient_cosine"),
+        measure=scalar("gdpp_gradient_cosine", _learned),
+        verdict="the cosine between the model's and K-step GD++'s d y_hat / d x_query: " + _MULTISTEP + " " + _UNLEARNED,
+    ),
+    Quantity(
+        name="curry_residual",
+        task="regression",
+        variables=("loss", "curry_residual"),
+        measure=_context_mean("curry_residual"),
+        verdict="""
+            how far a context is from a weight update: the fitted W' leaves a residual mean squared difference,
+            relative to the variance of the model's predictions on that context (0: exactly a weight
+            update in the model's own class). """ + _CURRYING + " " + _UNLEARNED,
+    ),
+    Quantity(
+        name="curry_finetune_cosine",
+        task="regression",
+        variables=("loss", "curry_finetune_cosine"),
+        measure=_context_mean("curry_finetune_cosine"),
+        verdict="""
+            whether the weight update a context amounts to is one step of fine-tuning: the cosine between W' - W
+            and the gradient step of the same model on the context's examples, each fed as a query alone (Dai
+            et al.'s comparison). """ + _CURRYING + " " + _UNLEARNED,
+    ),
+    Quantity(
+        name="curry_gd_cosine",
+        task="regression",
+        variables=("loss", "curry_gd_cosine"),
+        measure=_context_mean("curry_gd_cosine"),
+        verdict="""
+            the cosine between the linear predictor the fitted W' implies (least-squares fit of its predictions
+            on the query) and one-step GD's w on the same context. """ + _CURRYING + " " + _UNLEARNED,
     ),
     Quantity(
         name="escape_fraction",
