@@ -140,7 +140,7 @@ def test_a_grid_value_missing_from_the_store_is_named(tmp_path):
     store = synthetic_regression_store(n_heads=(1,), seeds=(0,))
     grid = {**grid_of(store, "regression"), "n_layers": (3,)}
     with pytest.raises(ValueError, match=r"3 is not among the grid values \[1\]"):
-        render(figures.get("regression_vs_gd"), grid, [store], tmp_path)
+        render(figures.get("regression_generalisation"), grid, [store], tmp_path)
     assert not list(tmp_path.iterdir())
 
 

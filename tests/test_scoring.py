@@ -11,6 +11,7 @@ import pytest
 import xarray as xr
 import yaml
 from helpers.paths import PROJECT_ROOT
+from helpers.synthetic import synthetic_regression_store
 from helpers.scoring_stores import (
     DISTANCES,
     EVAL_SEQUENCES,
@@ -534,7 +535,10 @@ def default_stores() -> dict[str, xr.Dataset]:
     config = yaml.safe_load((PROJECT_ROOT / "config.yaml").read_text())
     ids = [condition["id"] for condition in config["hmm"]["conditions"]]
     hmm = hmm_store(conditions=ids, a=tuple(config["hmm"]["emission_fidelity"]))
-    return {"hmm": hmm, "readoff": readoff_store(), "regression": regression_store()}
+    regression = synthetic_regression_store(
+        architecture=("plain", "recurrent", "mlp_first"), n_layers=(1, 2, 3), n_heads=(1, 2, 4)
+    )
+    return {"hmm": hmm, "readoff": readoff_store(), "regression": regression}
 
 
 def test_shipped_predictions_score_on_stores_of_the_default_config():

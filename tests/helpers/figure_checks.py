@@ -31,7 +31,7 @@ def synthetic_store(task: str, grid: dict[str, tuple], conditions=DEFAULT_CONDIT
         return synthetic_hmm_store(conditions=conditions, a=grid["a"], loss=grid["loss"], **shape)
     if task == "readoff":
         return synthetic_readoff_store(**shape)
-    return synthetic_regression_store(**shape)
+    return synthetic_regression_store(architecture=grid["architecture"], **shape)
 
 
 def grid_of(store: xr.Dataset, task: str) -> dict[str, tuple]:

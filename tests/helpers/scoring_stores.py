@@ -150,8 +150,8 @@ def regression_store(linear=1.02, softmax=1.3, far_ratio=1.0, far_cosine=0.995) 
     """Loss ratios to GD per attention kind; away from the training point (N = 10, scale 1) of the
     generalisation grid every model's loss ratio is ``far_ratio`` and its gradient cosine ``far_cosine``."""
     gd_loss, zero_loss = 0.2061, 10 / 24
-    ratio = np.array([linear, softmax], dtype=float)[:, None, None, None, None] * np.ones((2, 1, 1, 1, 3))
-    dims = ("attention", "n_layers", "n_heads", "d_head", "seed")
+    ratio = np.array([linear, softmax], dtype=float)[:, None, None, None, None, None] * np.ones((2, 1, 1, 1, 1, 3))
+    dims = ("attention", "architecture", "n_layers", "n_heads", "d_head", "seed")
     n_eval, scale = [5, 10, 50], [1.0, 2.0]
     trained = (np.array(n_eval)[:, None] == 10) & (np.array(scale)[None, :] == 1.0)
     gd_far = np.full((3, 2), 0.3)
@@ -160,15 +160,16 @@ def regression_store(linear=1.02, softmax=1.3, far_ratio=1.0, far_cosine=0.995) 
         {
             "gd_loss_ratio": (dims, ratio),
             "loss": (dims, ratio * gd_loss),
-            "gradient_cosine": (dims, np.full((2, 1, 1, 1, 3), 0.995)),
+            "gradient_cosine": (dims, np.full((2, 1, 1, 1, 1, 3), 0.995)),
             "generalisation_loss": ((*dims, "n_eval", "scale"), far * gd_far),
             "generalisation_gd_loss": (("n_eval", "scale"), gd_far),
             "generalisation_gradient_cosine": (
-                (*dims, "n_eval", "scale"), np.broadcast_to(np.where(trained, 0.995, far_cosine), (2, 1, 1, 1, 3, 3, 2))
+                (*dims, "n_eval", "scale"), np.broadcast_to(np.where(trained, 0.995, far_cosine), (2, 1, 1, 1, 1, 3, 3, 2))
             ),
         },
         coords={
             "attention": np.array(["linear", "softmax"], dtype=object),
+            "architecture": np.array(["plain"], dtype=object),
             "n_layers": [1],
             "n_heads": [1],
             "d_head": [11],

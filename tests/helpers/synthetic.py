@@ -339,19 +339,24 @@ GD_LOSS, ZERO_LOSS, GD_ETA = 0.2061, 10.0 / 24.0, 6.06
 
 def synthetic_regression_store(
     *,
+    architecture: Sequence[str] = ("plain", "recurrent"),
     n_layers: Sequence[int] = (1,),
     n_heads: Sequence[int] = (1, 2),
     d_head: Sequence[int] = (11,),
     seeds: Sequence[int] = (0, 1, 2),
     rng_seed: int = 2,
 ) -> xr.Dataset:
-    """A results/regression.zarr-shaped dataset: linear attention reaches GD, softmax does not."""
+    """A results/regression.zarr-shaped dataset: linear attention reaches GD, softmax does not; a context is
+    a weight update of a linear model only."""
     rng = np.random.default_rng(rng_seed)
     attention = ("linear", "softmax")
-    grid_shape = (2, len(n_heads), len(d_head), len(seeds))
-    final_loss = np.array([GD_LOSS, 0.29])[:, None, None, None] * rng.lognormal(0.0, 0.01, grid_shape)
-    cosine = np.array([0.995, 0.8])[:, None, None, None] - rng.uniform(0, 0.02, grid_shape)
-    grid = ("attention", "n_heads", "d_head", "seed")
+    grid_shape = (2, len(architecture), len(n_heads), len(d_head), len(seeds))
+    final_loss = np.array([GD_LOSS, 0.29])[:, None, None, None, None] * rng.lognormal(0.0, 0.01, grid_shape)
+    cosine = np.array([0.995, 0.8])[:, None, None, None, None] - rng.uniform(0, 0.02, grid_shape)
+    grid = ("attention", "architecture", "n_heads", "d_head", "seed")
+    contexts = 4
+    per_context = (*grid, "curry_context")
+    residual = np.array([1e-8, 0.2])[:, None, None, None, None, None] * rng.lognormal(0.0, 0.3, (*grid_shape, contexts))
     store = xr.Dataset(
         {
             "loss": (grid, final_loss),
@@ -359,12 +364,23 @@ def synthetic_regression_store(
             "gradient_cosine": (grid, cosine),
             "prediction_l2": (grid, np.sqrt(np.maximum(final_loss - GD_LOSS, 0.0)) + 0.01),
             "final_train_loss": (grid, 1.02 * final_loss),
+            "least_squares_gap_closed": (grid, (GD_LOSS - final_loss) / GD_LOSS),
+            "multistep_loss_ratio": (grid, final_loss / GD_LOSS),
+            "multistep_gradient_cosine": (grid, cosine),
+            "gdpp_loss_ratio": (grid, 1.2 * final_loss / GD_LOSS),
+            "gdpp_gradient_cosine": (grid, cosine - 0.01),
+            "curry_residual": (per_context, residual),
+            "curry_distance": (per_context, rng.uniform(0.02, 0.1, residual.shape)),
+            "curry_finetune_cosine": (per_context, rng.uniform(0.1, 0.4, residual.shape)),
+            "curry_gd_cosine": (per_context, np.broadcast_to(cosine[..., None], residual.shape).copy()),
         },
         coords={
             "attention": _object_coord(attention),
+            "architecture": _object_coord(architecture),
             "n_heads": np.asarray(n_heads, dtype=np.int64),
             "d_head": np.asarray(d_head, dtype=np.int64),
             "seed": np.asarray(seeds, dtype=np.int64),
+            "curry_context": np.arange(contexts),
         },
         attrs={
             "task": "regression",
@@ -376,9 +392,26 @@ def synthetic_regression_store(
             "synthetic": 1,
         },
     )
-    store = store.merge(_generalisation(grid_shape, rng))
+    store = store.merge(_generalisation(grid_shape, rng)).merge(_depth_references(n_layers))
     losses = ("loss", "gd_loss_ratio", "prediction_l2", "final_train_loss", "generalisation_loss")
     return _following(_with_training(_with_layers(store, n_layers, losses), "gd_loss_ratio"), REGRESSION_CONTRACT)
+
+
+def _depth_references(n_layers: Sequence[int]) -> xr.Dataset:
+    """K-step GD and GD++ losses falling with K, and their steps (NaN beyond K)."""
+    depth = np.asarray(n_layers, dtype=np.int64)
+    step = np.arange(1, depth.max() + 1)
+    etas = np.where(step[None, :] <= depth[:, None], GD_ETA * step[None, :], np.nan)
+    return xr.Dataset(
+        {
+            "multistep_gd_loss": (("depth",), GD_LOSS * 0.7 ** (depth - 1)),
+            "gdpp_loss": (("depth",), GD_LOSS * 0.45 ** (depth - 1)),
+            "multistep_eta": (("depth", "step"), etas),
+            "gdpp_eta": (("depth", "step"), 2 * etas),
+            "gdpp_gamma": (("depth", "step"), np.where(np.isnan(etas), np.nan, 1.0)),
+        },
+        coords={"depth": depth, "step": step},
+    )
 
 
 def _generalisation(grid_shape: tuple[int, ...], rng: np.random.Generator) -> xr.Dataset:
@@ -391,8 +424,8 @@ def _generalisation(grid_shape: tuple[int, ...], rng: np.random.Generator) -> xr
     model_ratio = np.array([1.0, 1.3])[:, None, None] + np.array([0.0, 0.5])[:, None, None] * distance
     model_cosine = np.array([0.995, 0.8])[:, None, None] - np.array([0.0, 0.1])[:, None, None] * distance
     shape = (*grid_shape, len(n_eval), len(scale))
-    expand = (slice(None), None, None, None)
-    dims = ("attention", "n_heads", "d_head", "seed", "n_eval", "scale")
+    expand = (slice(None), None, None, None, None)
+    dims = ("attention", "architecture", "n_heads", "d_head", "seed", "n_eval", "scale")
     return xr.Dataset(
         {
             "generalisation_loss": (dims, gd * model_ratio[expand] * rng.lognormal(0.0, 0.01, shape)),

@@ -22,8 +22,8 @@ _PANELS = (  # store variable, y label, panel title
 
 
 def _model_label(row: Any) -> str:
-    return (f"{row.architecture}, L = {format_value(row.n_layers)}\n"
-            f"h = {format_value(row.n_heads)}, d_head = {format_value(row.d_head)}")
+    return (f"{row.architecture}\nn_layers = {format_value(row.n_layers)}\n"
+            f"n_heads = {format_value(row.n_heads)}\nd_head = {format_value(row.d_head)}")
 
 
 def _seed_points(ax: Axes, values: xr.DataArray, palette: dict[str, Any]) -> None:
@@ -169,7 +169,8 @@ def regression_depth(store: xr.Dataset, fixed: Mapping[str, Any]) -> Figure:
             k = values["n_layers"].values
             ax.plot(k, values.mean("seed").values, color=colour, marker="o")
             ax.fill_between(k, values.min("seed").values, values.max("seed").values, color=colour, alpha=0.2, lw=0)
-        label = f"{where['attention']}, {where['architecture']}, h = {format_value(where['n_heads'])}"
+        label = (f"{where['attention']}, {where['architecture']}, n_heads = {format_value(where['n_heads'])}, "
+                 f"d_head = {format_value(where['d_head'])}")
         handles.append(Line2D([], [], color=colour, marker="o", label=label))
     depth = store["depth"].values
     for name, text, colour, ls in (("multistep_gd_loss", "K-step GD", "tab:red", "--"),
@@ -181,7 +182,7 @@ def regression_depth(store: xr.Dataset, fixed: Mapping[str, Any]) -> Figure:
     handles.append(Line2D([], [], color="tab:green", ls="-.", label=f"least squares: {least_squares:.3g}"))
     axes[0].set_yscale("log")
     for ax, (_, ylabel, title) in zip(axes, _DEPTH_PANELS):
-        ax.set(xlabel="layers K (steps of the references)", ylabel=ylabel, title=title)
+        ax.set(xlabel="n_layers (K, the references' steps)", ylabel=ylabel, title=title)
         ax.set_xticks(depth)
     for ax in axes[1:3]:
         ax.axhline(1.0, color="0.6", lw=0.8)
