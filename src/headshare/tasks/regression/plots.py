@@ -178,9 +178,8 @@ def regression_depth(store: xr.Dataset, fixed: Mapping[str, Any]) -> Figure:
         axes[0].plot(depth, store[name].values, color=colour, ls=ls, marker=".")
         axes[3].plot(depth, (gd - store[name].values) / (gd - least_squares), color=colour, ls=ls, marker=".")
         handles.append(Line2D([], [], color=colour, ls=ls, marker=".", label=f"{text} (line-searched)"))
-    axes[0].axhline(least_squares, color="tab:green", ls="-.", lw=1.0)
-    handles.append(Line2D([], [], color="tab:green", ls="-.", label=f"least squares: {least_squares:.3g}"))
-    axes[0].set_yscale("log")
+    axes[3].axhline(1.0, color="tab:green", ls="-.", lw=1.0)
+    handles.append(Line2D([], [], color="tab:green", ls="-.", label=f"least squares (loss {least_squares:.2g})"))
     for ax, (_, ylabel, title) in zip(axes, _DEPTH_PANELS):
         ax.set(xlabel="n_layers (K, the references' steps)", ylabel=ylabel, title=title)
         ax.set_xticks(depth)
