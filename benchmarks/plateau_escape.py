@@ -20,6 +20,7 @@ from headshare import tasks
 from headshare.cohort_training import data_seed, init_seed
 from headshare.config import load_config
 from headshare.model import EnsembleTransformer
+from headshare.tasks.regression.sampler import expected_gd_loss, expected_optimal_gd_step
 from headshare.training import TrainConfig, train_ensemble
 
 ESCAPED = 1.5  # loss / GD loss below this: closer to GD (1) than to the zero predictor (2.02 at d = N = 10)
@@ -52,7 +53,7 @@ def main() -> None:
                             device="cpu", log_every=100)
     start = time.perf_counter()
     result = train_ensemble(model, source, train_cfg, loss, model_names=[m.name for m in cohort.members], progress=False)
-    gd_loss = task.build_dataset(settings, {}).attrs["gd_loss"]
+    gd_loss = expected_gd_loss(settings.dim, settings.n_context, expected_optimal_gd_step(settings.dim, settings.n_context))
     ratios = result.losses[:, -1] / gd_loss
     print(f"lr {args.lr:g}, {args.steps} steps, init std {args.init_std or cfg.init_std:.3g}, batch {args.batch} "
           f"({time.perf_counter() - start:.0f} s)")
