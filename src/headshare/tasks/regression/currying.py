@@ -160,7 +160,7 @@ def curry(
             change.cpu().numpy(), direction.cpu().numpy()
         )
         predictor[member] = (
-            _linear_coefficients(held_t[:, 0, :-1], held_fit).cpu().numpy()
+            linear_coefficients(held_out, held_fit.cpu().numpy())
         )
     return Currying(implied_predictor=predictor, **fields)
 
@@ -217,20 +217,20 @@ def gd_predictor_cosine(
 
 
 def linear_coefficients(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """x-coefficients w of the least-squares fit y ~ x . w + b, for x (n, d) and y (..., n): (..., d)."""
+    """x-coefficients w of the least-squares fit y ~ x . w + b, for x (n, d) and y (..., n): (..., d).
+
+    Solved from the normal equations, summed by ``np.einsum``'s own loops: a threaded LAPACK solver
+    (``torch.linalg.lstsq``) rounds differently with the number of threads, and the pipeline's
+    stores must not depend on how many cores a job had.
+    """
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if x.ndim != 2 or y.shape[-1] != x.shape[0]:
         raise ValueError(f"need x (n, d) and y (..., n), got {x.shape} and {y.shape}")
-    flat = _linear_coefficients(
-        torch.from_numpy(x), torch.from_numpy(y.reshape(-1, x.shape[0]))
-    )
-    return flat.numpy().reshape(*y.shape[:-1], x.shape[1])
-
-
-def _linear_coefficients(x: Tensor, y: Tensor) -> Tensor:
-    """Torch core of ``linear_coefficients``: x [n, d], y [k, n] -> [k, d] (on x's device)."""
-    design = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
-    return torch.linalg.lstsq(design, y.T).solution[:-1].T
+    design = np.concatenate([x, np.ones_like(x[:, :1])], axis=1)
+    gram = np.einsum("ni,nj->ij", design, design)
+    moments = np.einsum("ni,...n->...i", design, y)
+    solution = np.linalg.solve(gram, moments.reshape(-1, design.shape[1]).T).T
+    return solution[:, :-1].reshape(*y.shape[:-1], x.shape[1])
 
 
 def _checked_contexts(model: EnsembleTransformer, contexts: np.ndarray) -> np.ndarray:
