@@ -17,7 +17,7 @@ from helpers.paths import PROJECT_ROOT, SMOKE_CONFIG
 from helpers.pipeline import run_snakemake
 
 from headshare import layout, tasks
-from headshare.cohort_training import train_cohort
+from headshare.cohort_training import train_cohorts
 from headshare.store import open_store
 from headshare.training import resolve_device
 
@@ -123,7 +123,7 @@ def extracted_hmm_member(workdir: Path, seeds: list[int], member_name: str) -> x
     task, settings = tasks.configured(config, "hmm")
     cohort = task.cohorts(settings)[0]
     models = [layout.model_file(str(workdir), m.path, "model.pt") for m in cohort.members]
-    train_cohort(task, settings, cohort, models, [f"{m}.json" for m in models], progress=False)
+    train_cohorts(task, settings, [cohort], models, [f"{m}.json" for m in models], progress=False)
     datasets = {
         task.dataset_name(m.coords): task.build_dataset(settings, task.dataset_key(settings, task.dataset_name(m.coords)))
         for m in cohort.members

@@ -1,24 +1,28 @@
-"""Train one cohort of a task's grid and write one folder per model (weights + training record).
+"""Train cohorts of a task's grid and write one folder per model (weights + training record).
 
 Glue between the task (its model shape and batch source) and the ensemble trainer (headshare.training):
-it builds the ensemble, trains it, then splits it into per-model files so that every later stage (and
-every user) handles models one at a time. Each member stops training on its own convergence test
+it builds one ensemble of a cohort, or of a family of cohorts (headshare.grouping), trains it, then splits
+it into per-model files so that every later stage (and every user) handles models one at a time. Each member stops training on its own convergence test
 (headshare.training), and its record holds its own curves and stop step only, so a model's files depend on
-its own coordinates, never on the other members of its cohort.
+its own coordinates, never on the other members of its ensemble.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from headshare.checkpoint import load_ensemble, save_ensemble
-from headshare.model import EnsembleTransformer
+from headshare.grouping import family_config
+from headshare.mixed_ensemble import ConcatSource, GroupEvaluator, head_mask
+from headshare.model import EnsembleTransformer, init_member_state, with_heads
 from headshare.provenance import provenance_attrs, to_jsonable
 from headshare.seeding import derived_seed
 from headshare.tasks.base import Cohort, Task, TaskSettings
@@ -38,50 +42,78 @@ def data_seed(member_coords: dict[str, Any], task: str) -> int:
     return derived_seed(member_coords["seed"], "train-data", task, *labels)
 
 
-def train_cohort(
+def train_cohorts(
     task: Task,
     settings: TaskSettings,
-    cohort: Cohort,
+    cohorts: Sequence[Cohort],
     model_paths: list[str],
     record_paths: list[str],
     checkpoint_path: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Train a cohort as one ensemble and write each member's ``model.pt`` and ``training.json``.
+    """Train ``cohorts`` as one ensemble (one cohort, or a family of cohorts differing in n_heads only: see
+    headshare.grouping) and write each member's ``model.pt`` and ``training.json``, paths in member order.
 
-    A record's ``log_steps``/``losses`` are the member's own training-loss windows (ending at its stop, whose
-    window may be partial) and ``final_loss`` the last of them."""
-    cfg = task.model_config(settings, cohort)
+    Each member starts from its own cohort's initial weights, draws its own stream and is evaluated by its
+    own cohort's evaluator; members of fewer heads than the widest train zero-padded and masked, and are
+    saved at their own shape. A record's ``log_steps``/``losses`` are the member's own training-loss windows
+    (ending at its stop, whose window may be partial) and ``final_loss`` the last of them."""
+    configs = [task.model_config(settings, cohort) for cohort in cohorts]
+    family = family_config(configs)
+    members = [member for cohort in cohorts for member in cohort.members]
+    member_configs = [cfg for cohort, cfg in zip(cohorts, configs) for _ in cohort.members]
+    if not len(members) == len(model_paths) == len(record_paths):
+        raise ValueError(f"need one model and one record path per member ({len(members)})")
     train_config = settings.train_config()
-    seeds = [data_seed(member.coords, task.name) for member in cohort.members]
-    source, loss = task.batch_source(settings, cohort, seeds, train_config.batch_size)
-    model = EnsembleTransformer.from_seeds(cfg, [init_seed(task.name, m.coords["seed"]) for m in cohort.members])
-    names = [member.path for member in cohort.members]
+    sources, losses = zip(
+        *(
+            task.batch_source(settings, cohort, [data_seed(m.coords, task.name) for m in cohort.members], train_config.batch_size)
+            for cohort in cohorts
+        )
+    )
+    if len(set(losses)) != 1:
+        raise ValueError(f"cohorts trained together need one loss, got {sorted(set(losses))}")
+    initial = [init_member_state(cfg, init_seed(task.name, m.coords["seed"])) for m, cfg in zip(members, member_configs)]
+    model = EnsembleTransformer.from_members(family, [with_heads(s, cfg, family.n_heads) for s, cfg in zip(initial, member_configs)])
+    if len(cohorts) == 1:
+        source, evaluate = sources[0], task.evaluator(settings, cohorts[0])
+    else:
+        source = ConcatSource(sources)
+        evaluate = GroupEvaluator(
+            [(cfg, len(cohort.members), task.evaluator(settings, cohort)) for cohort, cfg in zip(cohorts, configs)]
+        )
     result = train_ensemble(
         model,
         source,
         train_config,
-        loss,
-        model_names=names,
-        evaluate=task.evaluator(settings, cohort),
+        losses[0],
+        model_names=[member.path for member in members],
+        evaluate=evaluate,
         progress=progress,
         checkpoint_path=checkpoint_path,
+        head_mask=head_mask(member_configs, family),
     )
     model = model.cpu()
-    for index, (member, model_path, record_path) in enumerate(zip(cohort.members, model_paths, record_paths)):
-        single = EnsembleTransformer.from_members(cfg, [model.member_state_dict(index)])
+    for index, (member, cfg, model_path, record_path) in enumerate(zip(members, member_configs, model_paths, record_paths)):
+        single = EnsembleTransformer.from_members(cfg, [with_heads(model.member_state_dict(index), family, cfg.n_heads)])
         save_ensemble(model_path, single, [member.path])
-        log_steps, losses = result.member_losses(index)
+        log_steps, member_losses = result.member_losses(index)
+        evidence = convergence_record(result, index)
+        if isinstance(evaluate, GroupEvaluator):
+            evidence["evaluations"] = {
+                name: evaluate.own(model, index, name, np.asarray(values)).tolist()
+                for name, values in evidence["evaluations"].items()
+            }
         record = {
             "model": member.path,
             "coords": to_jsonable(member.coords),
             "model_config": asdict(cfg),
             "train_config": asdict(train_config),
-            "loss": loss,
+            "loss": losses[0],
             "log_steps": log_steps.tolist(),
-            "losses": losses.tolist(),
-            "final_loss": float(losses[-1]) if len(losses) else float("nan"),
-            **convergence_record(result, index),
+            "losses": member_losses.tolist(),
+            "final_loss": float(member_losses[-1]) if len(member_losses) else float("nan"),
+            **evidence,
             **provenance_attrs(settings.config, task=task.name, model=member.path, seed=member.coords["seed"]),
         }
         write_json_atomic(record_path, record)

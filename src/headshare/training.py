@@ -28,6 +28,7 @@ batched arithmetic), whether its cohort-mates converge sooner, later or never.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -360,6 +361,7 @@ def train_ensemble(
     evaluate: Evaluator | None = None,
     progress: bool = True,
     checkpoint_path: str | os.PathLike | None = None,
+    head_mask: Tensor | None = None,
 ) -> TrainResult:
     """Train every member of ``model`` in place for at most ``cfg.max_steps`` steps.
 
@@ -370,7 +372,9 @@ def train_ensemble(
     its own curve, so that its artifacts do not depend on the other members of its cohort. With
     ``checkpoint_path``, state (frozen members included) is saved every ``cfg.checkpoint_every`` steps and
     at the end, and training resumes from that file if it exists. Raises ``NonFiniteLossError`` naming the
-    member(s) and the step as soon as the loss of a member still training is NaN or infinite.
+    member(s) and the step as soon as the loss of a member still training is NaN or infinite. ``head_mask``
+    [E, n_layers, n_heads] multiplies every head's output in every forward pass: members of fewer heads
+    train in a wider ensemble with their extra heads masked to zero (headshare.grouping).
     """
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
@@ -380,6 +384,8 @@ def train_ensemble(
     device = resolve_device(cfg.device)
     model.to(device)
     forward = _CompiledOrEager(model) if cfg.compile else model
+    if head_mask is not None:
+        forward = functools.partial(forward, head_mask=head_mask.to(device))
     micro_batch = cfg.micro_batch_on(device)
     optimizer = make_optimizer(model, cfg)
     params = list(model.parameters())
@@ -525,14 +531,14 @@ class _CompiledOrEager:
         self.model = model
         self.compiled: Callable[[Tensor], Tensor] | None = torch.compile(model)
 
-    def __call__(self, inputs: Tensor) -> Tensor:
+    def __call__(self, inputs: Tensor, **kwargs: Tensor) -> Tensor:
         if self.compiled is not None:
             try:
-                return self.compiled(inputs)
+                return self.compiled(inputs, **kwargs)
             except Exception as error:  # compiler failures come in many types
                 warnings.warn(f"torch.compile failed, training eagerly instead: {error}", RuntimeWarning)
                 self.compiled = None
-        return self.model(inputs)
+        return self.model(inputs, **kwargs)
 
 
 class _Frozen:

@@ -10,7 +10,7 @@ import torch
 import xarray as xr
 
 from headshare import layout, tasks
-from headshare.cohort_training import train_cohort
+from headshare.cohort_training import train_cohorts
 from headshare.model import EnsembleTransformer, ModelConfig
 from headshare.store import write_store
 from headshare.tasks.regression.source import RegressionSource
@@ -27,10 +27,10 @@ def produce_artifacts(workdir: str) -> None:
         for key in task.dataset_keys(settings):
             write_store(task.build_dataset(settings, key), layout.dataset_store(workdir, task.dataset_name(key)))
         cohort = task.cohorts(settings)[0]
-        train_cohort(
+        train_cohorts(
             task,
             settings,
-            cohort,
+            [cohort],
             [layout.model_file(workdir, member.path, "model.pt") for member in cohort.members],
             [layout.model_file(workdir, member.path, "training.json") for member in cohort.members],
             progress=False,

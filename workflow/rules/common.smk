@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from headshare import layout, tasks
+from headshare.grouping import training_groups
 from headshare.provenance import to_jsonable
 
 
@@ -29,6 +30,7 @@ HEAVY_THREADS = (
 )
 PREDICTIONS = project_path(config["predictions"])
 TASKS = tasks.active(config)
+GROUPING = config["grouping"]
 SETTINGS = {task.name: task.settings(config) for task in TASKS}
 
 
@@ -102,15 +104,17 @@ def cohort_datasets(task, wildcards):
     return [dataset_store(name) for name in task.cohort_dataset_names(cohort)]
 
 
-def cohort_params(task, wildcards):
-    """Everything that defines a cohort's training, so changing any of it retrains that cohort only."""
+def cohort_params(task, names):
+    """Everything that defines the training of cohorts ``names`` (one job's), so that changing any of it
+    retrains those cohorts only."""
     settings = SETTINGS[task.name]
-    cohort = task.find_cohort(settings, cohort_name(task, wildcards))
-    datasets = {task.dataset_name(m.coords): m.coords for m in cohort.members}
+    cohorts = [task.find_cohort(settings, name) for name in names]
+    members = [member for cohort in cohorts for member in cohort.members]
+    datasets = {task.dataset_name(m.coords): m.coords for m in members}
     return canonical(
         {
-            "cohort": cohort.name,
-            "members": [member.coords for member in cohort.members],
+            "cohorts": names,
+            "members": [member.coords for member in members],
             "model": settings.model,
             "training": settings.training,
             "task": [
@@ -118,3 +122,10 @@ def cohort_params(task, wildcards):
             ],
         }
     )
+
+
+def train_resources(task, **defaults):
+    """A family's training resources: ``defaults``, overridden by whatever the profile or command line
+    sets for train_<task> (set-resources), so that a cluster profile names one rule per task."""
+    chosen = workflow.resource_settings.overwrite_resources.get(f"train_{task.name}", {})
+    return {**defaults, **chosen}

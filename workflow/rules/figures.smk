@@ -1,8 +1,12 @@
-"""Stage 4: every declared figure of the active tasks, one job per figure writing all its files (PNG and PDF).
+"""Stage 4: every declared figure of the active tasks, one job per task writing all its figures' files (PNG
+and PDF, and each figure's report caption): a job's start-up (Python, plotting imports) costs more than
+most figures, so it is paid once per task.
 
 A figure's files are known at parse time from its declaration and the grid: one file per value of each
 axis it splits on (headshare.figures.spec).
 """
+
+from pathlib import Path
 
 from headshare.figures import figures_of, format_value
 from headshare.grid import same_value
@@ -49,36 +53,45 @@ def figure_sources(spec):
     return [model_store(page_model(spec, page)) for page in figure_pages(spec)]
 
 
+def caption_file(spec):
+    """The report caption of a figure, written by its task's figure job (absolute, as the report reads it
+    from the working directory)."""
+    return str(Path(f"{RESULTS}/figures/captions/{spec.name}.rst").resolve())
+
+
 def figure_report(spec, page):
     """A PNG as the report shows it: under Figures, one subcategory per figure, labelled by its fixed values."""
     labels = {"figure": spec.name}
     labels.update({axis: format_value(value) for axis, value in page.fixed.items()})
     return report(
         f"{RESULTS}/figures/{page.stem}.png",
-        caption="../report/figure.rst",
+        caption=caption_file(spec),
         category="Figures",
         subcategory=spec.name,
         labels=labels,
     )
 
 
-for figure_spec in FIGURES:
+for task in TASKS:
+    task_specs = [spec for spec in FIGURES if spec.task == task.name]
+    if not task_specs:
+        continue
 
     rule:
         name:
-            f"figure_{figure_spec.name}"
+            f"figures_{task.name}"
         input:
-            figure_sources(figure_spec),
+            list(dict.fromkeys(path for spec in task_specs for path in figure_sources(spec))),
         output:
-            [figure_report(figure_spec, page) for page in figure_pages(figure_spec)],
-            figure_files(figure_spec.name, ("pdf",)),
+            [figure_report(spec, page) for spec in task_specs for page in figure_pages(spec)],
+            [path for spec in task_specs for path in figure_files(spec.name, ("pdf",))],
+            captions=[caption_file(spec) for spec in task_specs],
         log:
-            f"{RESULTS}/logs/figures/{figure_spec.name}.log",
+            f"{RESULTS}/logs/figures/{task.name}.log",
         conda:
             "../../envs/headshare.yaml"
         params:
-            task=figure_spec.task,
-            figure=figure_spec.name,
-            caption=figure_spec.caption,
+            task=task.name,
+            sources={spec.name: figure_sources(spec) for spec in task_specs},
         script:
             "../scripts/figure.py"

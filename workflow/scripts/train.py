@@ -1,22 +1,23 @@
-"""Snakemake job: train one cohort as a batched ensemble (resuming from its checkpoint after a kill)."""
+"""Snakemake job: train one group of cohorts as a batched ensemble (resuming from its checkpoint after a kill)."""
 
 import os
 
 import torch
 
 from headshare import tasks
-from headshare.cohort_training import train_cohort
+from headshare.cohort_training import train_cohorts
 from headshare.joblog import job_log
 
 with job_log(snakemake):
     torch.set_num_threads(min(snakemake.threads, os.cpu_count() or 1))
     task, settings = tasks.configured(snakemake.config, snakemake.params.task)
-    cohort = task.find_cohort(settings, snakemake.params.cohort)
-    print(f"training {len(cohort.members)} models of {cohort.name}")
-    train_cohort(
+    cohorts = [task.find_cohort(settings, name) for name in snakemake.params.cohorts]
+    members = sum(len(cohort.members) for cohort in cohorts)
+    print(f"training {members} models of {len(cohorts)} cohort(s): {', '.join(c.name for c in cohorts)}")
+    train_cohorts(
         task,
         settings,
-        cohort,
+        cohorts,
         list(snakemake.output.models),
         list(snakemake.output.records),
         checkpoint_path=snakemake.params.checkpoint,

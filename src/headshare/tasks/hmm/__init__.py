@@ -83,7 +83,7 @@ class HMMTask(Task):
         return hmm_dataset(settings, key["condition"], key["a"])
 
     def model_config(self, settings: HMMSettings, cohort: Cohort) -> ModelConfig:
-        from headshare.model import ModelConfig
+        from headshare.model_config import ModelConfig
 
         processes = settings.condition(cohort.coords["condition"]).factor_processes(cohort.coords["a"])
         vocab = processes[0].n_tokens * processes[1].n_tokens

@@ -47,7 +47,7 @@ class ReadoffTask(Task):
         return readoff_dataset(settings)
 
     def model_config(self, settings: ReadoffSettings, cohort: Cohort) -> ModelConfig:
-        from headshare.model import ModelConfig
+        from headshare.model_config import ModelConfig
 
         return ModelConfig(
             n_ctx=settings.length, vocab_size=VOCAB_SIZE, d_out=N_CLASSES, **transformer_shape(settings, cohort)

@@ -61,7 +61,7 @@ class RegressionTask(Task):
         return regression_dataset(settings)
 
     def model_config(self, settings: RegressionSettings, cohort: Cohort) -> ModelConfig:
-        from headshare.model import ModelConfig
+        from headshare.model_config import ModelConfig
 
         architecture = cohort.coords["architecture"]
         shape = transformer_shape(settings, cohort)
