@@ -4,7 +4,8 @@ The end-to-end test runs the README's SLURM command as the README gives it (the 
 --cores) on a one-node cluster on this host (.ci/slurm-cluster.sh), with three changes: the
 smoke config in place of the sweep, a working directory of its own, and the options a cluster
 without an accounting database needs (NO_ACCOUNTING_OPTIONS). The README's site variables name
-partitions this cluster does not have, so the test leaves them unset.
+partitions this cluster does not have, so the test leaves them unset. The profile trains families
+(grouping=family), so the local run it is compared with does too.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 import xarray as xr
 from helpers.paths import PROJECT_ROOT, SMOKE_CONFIG
+from helpers.pipeline import run_snakemake
 from helpers.readme import readme_commands
 from snakemake.profiles import ProfileConfigFileParser
 
@@ -42,6 +44,10 @@ def parsed_profile() -> dict:
     """The slurm profile as Snakemake turns it into command-line arguments."""
     with open(SLURM_PROFILE / "config.yaml") as stream:
         return dict(ProfileConfigFileParser().parse(stream))
+
+
+def test_profile_trains_one_family_per_job():
+    assert parsed_profile()["config"] == ["grouping=family"]
 
 
 def test_profile_without_site_variables_leaves_partition_and_account_to_slurm(monkeypatch):
@@ -131,11 +137,12 @@ def produced_files(workdir: Path) -> set[Path]:
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Object at .snakemake_timestamp:UserWarning")
 def test_readme_slurm_command_runs_the_smoke_pipeline_through_sbatch_and_matches_local_run(
-    slurm_cluster, smoke_pipeline: Path, tmp_path, monkeypatch
+    slurm_cluster, tmp_path, monkeypatch
 ):
     for name in SITE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    on_slurm, local = tmp_path / "slurm", smoke_pipeline
+    on_slurm, local = tmp_path / "slurm", tmp_path / "local"
+    run_snakemake(local, "--config", *parsed_profile()["config"])
     result = run_readme_slurm_command(on_slurm)
 
     submitted = set(re.findall(r"submitted with SLURM jobid (\d+)", result.stdout + result.stderr))
@@ -145,9 +152,10 @@ def test_readme_slurm_command_runs_the_smoke_pipeline_through_sbatch_and_matches
     jobs = slurm_jobs(submitted)
     assert set(jobs) == submitted
     rules = {job_id: log.relative_to(log_root).parts[0].removeprefix("rule_") for job_id, log in logs.items()}
-    assert any(rule in TRAINING_RULES for rule in rules.values())
+    training = {job_id for job_id, rule in rules.items() if rule.startswith(tuple(f"{r}_family" for r in TRAINING_RULES))}
+    assert training
     for job_id, rule in rules.items():
-        expected = ("gpu", "COMPLETED", "gres:gpu:1") if rule in TRAINING_RULES else ("cpu", "COMPLETED", "N/A")
+        expected = ("gpu", "COMPLETED", "gres:gpu:1") if job_id in training else ("cpu", "COMPLETED", "N/A")
         assert jobs[job_id] == expected, f"SLURM job {job_id} (rule {rule})"
 
     assert produced_files(on_slurm) == produced_files(local)

@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 
 from headshare import layout, tasks
+from snakemake.resources import Resources
+
 from headshare.grouping import training_groups
 from headshare.provenance import to_jsonable
 
@@ -124,8 +126,10 @@ def cohort_params(task, names):
     )
 
 
-def train_resources(task, **defaults):
-    """A family's training resources: ``defaults``, overridden by whatever the profile or command line
-    sets for train_<task> (set-resources), so that a cluster profile names one rule per task."""
-    chosen = workflow.resource_settings.overwrite_resources.get(f"train_{task.name}", {})
-    return {**defaults, **chosen}
+def inherit_resources(rule_name, from_rule):
+    """Give rule ``rule_name`` whatever the profile or command line sets for ``from_rule`` (set-resources),
+    as Snakemake does for the rule of that name: a cluster profile then names one train rule per task, not
+    one per family."""
+    chosen = workflow.resource_settings.overwrite_resources.get(from_rule)
+    if chosen:
+        workflow.get_rule(rule_name).resources.update(Resources.from_mapping(chosen))

@@ -56,7 +56,8 @@ for task in TASKS:
                     "../../envs/headshare.yaml"
                 threads: HEAVY_THREADS
                 resources:
-                    **train_resources(task, runtime=120, mem_mb=4000),
+                    runtime=120,
+                    mem_mb=4000,
                 params:
                     task=task.name,
                     cohorts=[cohort.name for cohort in group.cohorts],
@@ -64,3 +65,5 @@ for task in TASKS:
                     checkpoint=layout.checkpoint(RESULTS, group.name),
                 script:
                     "../scripts/train.py"
+
+            inherit_resources(f"train_{task.name}_family{index}", f"train_{task.name}")
