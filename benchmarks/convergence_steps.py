@@ -69,7 +69,7 @@ def train_one(job: tuple[dict, str, str]) -> dict:
     cohort = task.find_cohort(settings, cohort_name)
     train_config = replace(settings.train_config(), convergence_tolerance=None)
     seeds = [data_seed(member.coords, task.name) for member in cohort.members]
-    source, loss = task.batch_source(settings, cohort, seeds, train_config.batch_size)
+    source, loss = task.batch_source(settings, cohort.members, seeds, train_config.batch_size)
     model = EnsembleTransformer.from_seeds(
         task.model_config(settings, cohort), [init_seed(task.name, m.coords["seed"]) for m in cohort.members]
     )

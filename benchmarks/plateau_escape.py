@@ -48,7 +48,7 @@ def main() -> None:
                 if not name.rsplit(".", 1)[-1].startswith("b"):
                     parameter.mul_(args.init_std / cfg.init_std)
     seeds = [data_seed(m.coords, task.name) for m in cohort.members]
-    source, loss = task.batch_source(settings, cohort, seeds, args.batch)
+    source, loss = task.batch_source(settings, cohort.members, seeds, args.batch)
     train_cfg = TrainConfig(max_steps=args.steps, batch_size=args.batch, lr=args.lr, warmup_steps=100, weight_decay=0.0,
                             device="cpu", log_every=100)
     start = time.perf_counter()

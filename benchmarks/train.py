@@ -4,7 +4,11 @@ Measures, in one run on one device: the fp32 matmul peak (large square sgemm), t
 - the benchmark shape: 24 one-head models (d_model 64, d_head 16, context 10, vocab 9), ``train_ensemble``
   at batch 512 and 64 against a loop that trains each model alone with its own AdamW;
 - the default pipeline's hmm shape: one cohort of 5 seeds (d_model 32, d_head 8, context 10, vocab 9,
-  batch 256) with 1 and with 3 heads.
+  batch 256) with 1 and with 3 heads;
+- the two groupings (headshare.grouping) of the default pipeline's hmm family, cohorts of 1, 2 and 3 heads
+  (5 seeds each): each cohort as its own ensemble, one after another (``grouping: cohort``), against all 15
+  models as one ensemble with the narrower members' extra heads masked (``grouping: family``). FLOPs count
+  each model's own heads only, so the family's masked heads are overhead, not throughput.
 Each line gives model-steps/s and the achieved GFLOP/s as a fraction of the measured peak. FLOPs are
 counted analytically: forward matmul FLOPs, times 3 for forward + backward. Every measurement is repeated
 in interleaved rounds and the best round is reported, so that other processes on a shared machine distort
@@ -24,7 +28,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from headshare.model import EnsembleTransformer, ModelConfig
+from headshare.mixed_ensemble import head_mask
+from headshare.model import EnsembleTransformer, ModelConfig, init_member_state, with_heads
 from headshare.training import Batch, TrainConfig, loss_positions, make_optimizer, resolve_device, train_ensemble
 
 N_MODELS = 24
@@ -32,6 +37,7 @@ CFG = ModelConfig(vocab_size=9, n_ctx=10, d_model=64, n_heads=1, d_head=16, d_ou
 SEEDS = tuple(range(N_MODELS))
 PIPELINE_SEEDS = tuple(range(5))  # a default hmm cohort: one grid point's five seeds
 PIPELINE_BATCH = 256
+FAMILY_HEADS = (1, 2, 3)  # the default config's hmm n_heads
 
 
 def pipeline_shape(n_heads: int) -> ModelConfig:
@@ -117,6 +123,36 @@ def ensemble_trainer(
     return lambda: run(steps)
 
 
+def family_trainer(device: torch.device, steps: int, family: bool) -> Callable[[], float]:
+    """A measurement returning the model-steps/s of the pipeline's 1-, 2- and 3-head cohorts (5 seeds each):
+    as one masked ensemble (``family``), or one cohort after another."""
+    shapes = [pipeline_shape(heads) for heads in FAMILY_HEADS]
+    if not family:
+        cohorts = [
+            ensemble_trainer(device, PIPELINE_BATCH, steps, cfg=cfg, seeds=PIPELINE_SEEDS) for cfg in shapes
+        ]
+        per_cohort_seconds = lambda: sum(len(PIPELINE_SEEDS) * steps / measure() for measure in cohorts)  # noqa: E731
+        return lambda: len(shapes) * len(PIPELINE_SEEDS) * steps / per_cohort_seconds()
+    widest = shapes[-1]
+    configs = [cfg for cfg in shapes for _ in PIPELINE_SEEDS]
+    states = [with_heads(init_member_state(cfg, seed), cfg, widest.n_heads) for cfg in shapes for seed in PIPELINE_SEEDS]
+    model = EnsembleTransformer.from_members(widest, states)
+    seeds = tuple(range(len(states)))
+    source = RandomTokens(seeds, PIPELINE_BATCH, widest)
+    mask = head_mask(configs, widest)
+
+    def run(n: int) -> float:
+        train_cfg = TrainConfig(max_steps=n, batch_size=PIPELINE_BATCH, warmup_steps=1, log_every=n, device=device.type)
+        synchronize(device)
+        start = time.perf_counter()
+        train_ensemble(model, source, train_cfg, "xent", model_names=[f"m{s}" for s in seeds], progress=False, head_mask=mask)
+        synchronize(device)
+        return len(seeds) * n / (time.perf_counter() - start)
+
+    run(2)
+    return lambda: run(steps)
+
+
 def loop_trainer(device: torch.device, batch_size: int, steps: int) -> Callable[[], float]:
     """A measurement returning the model-steps/s of training each model alone, one after another."""
     models = [EnsembleTransformer.from_seeds(CFG, [s]).to(device) for s in SEEDS]
@@ -166,6 +202,9 @@ def main() -> None:
         key = (f"pipeline, {heads} head{'s' if heads > 1 else ''}", PIPELINE_BATCH)
         shape_of[key] = pipeline_shape(heads)
         measurements[key] = ensemble_trainer(device, PIPELINE_BATCH, steps=20, cfg=shape_of[key], seeds=PIPELINE_SEEDS)
+    family_flops = sum(forward_flops_per_sequence(pipeline_shape(h)) for h in FAMILY_HEADS) / len(FAMILY_HEADS)
+    for label, family in (("cohort by cohort", False), ("family, masked", True)):
+        measurements[label, PIPELINE_BATCH] = family_trainer(device, steps=20, family=family)
     if args.compile:
         measurements["compiled", 512] = ensemble_trainer(device, 512, steps=4, compile=True)
         measurements["compiled", 64] = ensemble_trainer(device, 64, steps=25, compile=True)
@@ -178,11 +217,14 @@ def main() -> None:
     peak = best.pop(("peak", 0))
     print(f"fp32 matmul peak: {peak:.1f} GFLOP/s")
     for (label, batch), model_steps in best.items():
-        gflops = model_steps * batch * 3 * forward_flops_per_sequence(shape_of[label, batch]) / 1e9
+        flops = forward_flops_per_sequence(shape_of[label, batch]) if (label, batch) in shape_of else family_flops
+        gflops = model_steps * batch * 3 * flops / 1e9
         print(
             f"{label:>18} batch {batch:>3}: {model_steps:8.1f} model-steps/s, "
             f"{gflops:6.1f} GFLOP/s ({100 * gflops / peak:4.1f}% of peak)"
         )
+    family_gain = best["family, masked", PIPELINE_BATCH] / best["cohort by cohort", PIPELINE_BATCH]
+    print(f"hmm family (1-3 heads) as one masked ensemble: {family_gain:.2f}x cohort by cohort")
     print(f"speedup at batch 512: {best['ensemble', 512] / best['per-model loop', 512]:.1f}x")
     print(f"speedup: {best['ensemble', 64] / best['per-model loop', 64]:.1f}x")
 

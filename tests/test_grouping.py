@@ -118,3 +118,16 @@ def test_groupings_cover_every_cohort_once():
     assert len(families) == 2  # the mess3 product (vocab 9) and the two-state product (vocab 4)
     assert len({group.name for group in families}) == 2
     assert TrainingGroup("hmm", families[0].cohorts[:1]).name == families[0].cohorts[0].name
+
+
+@pytest.mark.parametrize("device", [None, torch.device("cpu")])
+def test_members_of_different_factor_shapes_draw_their_own_streams_in_one_source(device):
+    """A family may hold products whose factors differ in shape (3x2 and 2x3 both give 6 tokens): each
+    member's tokens are those it draws alone, on the host sampler and on the torch one."""
+    from headshare.tasks.hmm.processes import mess3, two_state
+    from headshare.tasks.hmm.source import HMMSource
+
+    first, second = (mess3(0.7, 0.85), two_state(0.5, 0.85)), (two_state(0.5, 0.85), mess3(0.7, 0.85))
+    mixed = HMMSource([first, second, first], [1, 2, 3], 64, 6, device=device).tokens(5)
+    for index, (pair, seed) in enumerate([(first, 1), (second, 2), (first, 3)]):
+        assert torch.equal(mixed[index], HMMSource([pair], [seed], 64, 6, device=device).tokens(5)[0])

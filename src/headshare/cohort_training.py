@@ -21,7 +21,7 @@ import torch
 
 from headshare.checkpoint import load_ensemble, save_ensemble
 from headshare.grouping import family_config
-from headshare.mixed_ensemble import ConcatSource, GroupEvaluator, head_mask
+from headshare.mixed_ensemble import GroupEvaluator, head_mask
 from headshare.model import EnsembleTransformer, init_member_state, with_heads
 from headshare.provenance import provenance_attrs, to_jsonable
 from headshare.seeding import derived_seed
@@ -55,7 +55,8 @@ def train_cohorts(
     headshare.grouping) and write each member's ``model.pt`` and ``training.json``, paths in member order.
 
     Each member starts from its own cohort's initial weights, draws its own stream and is evaluated by its
-    own cohort's evaluator; members of fewer heads than the widest train zero-padded and masked, and are
+    own cohort's evaluator (one source draws for all: a task's source reads each member's coords); members
+    of fewer heads than the widest train zero-padded and masked, and are
     saved at their own shape. A record's ``log_steps``/``losses`` are the member's own training-loss windows
     (ending at its stop, whose window may be partial) and ``final_loss`` the last of them."""
     configs = [task.model_config(settings, cohort) for cohort in cohorts]
@@ -65,20 +66,13 @@ def train_cohorts(
     if not len(members) == len(model_paths) == len(record_paths):
         raise ValueError(f"need one model and one record path per member ({len(members)})")
     train_config = settings.train_config()
-    sources, losses = zip(
-        *(
-            task.batch_source(settings, cohort, [data_seed(m.coords, task.name) for m in cohort.members], train_config.batch_size)
-            for cohort in cohorts
-        )
-    )
-    if len(set(losses)) != 1:
-        raise ValueError(f"cohorts trained together need one loss, got {sorted(set(losses))}")
+    seeds = [data_seed(member.coords, task.name) for member in members]
+    source, loss = task.batch_source(settings, members, seeds, train_config.batch_size)
     initial = [init_member_state(cfg, init_seed(task.name, m.coords["seed"])) for m, cfg in zip(members, member_configs)]
     model = EnsembleTransformer.from_members(family, [with_heads(s, cfg, family.n_heads) for s, cfg in zip(initial, member_configs)])
     if len(cohorts) == 1:
-        source, evaluate = sources[0], task.evaluator(settings, cohorts[0])
+        evaluate = task.evaluator(settings, cohorts[0])
     else:
-        source = ConcatSource(sources)
         evaluate = GroupEvaluator(
             [(cfg, len(cohort.members), task.evaluator(settings, cohort)) for cohort, cfg in zip(cohorts, configs)]
         )
@@ -86,7 +80,7 @@ def train_cohorts(
         model,
         source,
         train_config,
-        losses[0],
+        loss,
         model_names=[member.path for member in members],
         evaluate=evaluate,
         progress=progress,
@@ -109,7 +103,7 @@ def train_cohorts(
             "coords": to_jsonable(member.coords),
             "model_config": asdict(cfg),
             "train_config": asdict(train_config),
-            "loss": losses[0],
+            "loss": loss,
             "log_steps": log_steps.tolist(),
             "losses": member_losses.tolist(),
             "final_loss": float(member_losses[-1]) if len(member_losses) else float("nan"),

@@ -1,13 +1,12 @@
 """One ensemble of members of different head counts (a training family, headshare.grouping).
 
 Members with fewer heads are zero-padded to the widest (:func:`headshare.model.with_heads`) and masked,
-draw from their own cohort's source and are judged by their own cohort's evaluator at their own shape.
+draw their own streams and are judged by their own cohort's evaluator at their own shape.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -15,7 +14,7 @@ from torch import Tensor
 
 from headshare.model import EnsembleTransformer, with_heads
 from headshare.model_config import ModelConfig
-from headshare.training import Batch, BatchSource, Evaluator
+from headshare.training import Evaluator
 
 
 def head_mask(configs: Sequence[ModelConfig], family: ModelConfig) -> Tensor | None:
@@ -26,27 +25,6 @@ def head_mask(configs: Sequence[ModelConfig], family: ModelConfig) -> Tensor | N
     heads = torch.tensor([cfg.n_heads for cfg in configs])
     own = (torch.arange(family.n_heads) < heads[:, None]).float()  # [E, H]
     return own[:, None, :].expand(-1, family.n_layers, -1).contiguous()
-
-
-@dataclass(frozen=True)
-class ConcatSource:
-    """The batches of several sources side by side along the member dim: each cohort's members draw exactly
-    as they would in their own cohort."""
-
-    parts: Sequence[BatchSource]
-
-    def __call__(self, step: int) -> Batch:
-        batches = [part(step) for part in self.parts]
-        masks = [batch.loss_positions for batch in batches]
-        if all(mask.dim() == 1 and torch.equal(mask, masks[0]) for mask in masks):
-            positions = masks[0]
-        else:
-            positions = torch.cat(
-                [mask.expand(len(batch.inputs), -1) if mask.dim() == 1 else mask for mask, batch in zip(masks, batches)]
-            )
-        return Batch(
-            torch.cat([batch.inputs for batch in batches]), torch.cat([batch.targets for batch in batches]), positions
-        )
 
 
 class GroupEvaluator:

@@ -170,7 +170,9 @@ class Attention(nn.Module):
             weights = torch.softmax(context, dim=-1) if self.cfg.attention == "softmax" else context / n_keys
             return F.pad(weights, (0, 1))
         if self.cfg.attention == "softmax":
-            return torch.softmax(scores + self.mask[:T, :T], dim=-1)
+            # Normalised over the keys in key-major layout ([..., T_k, T_q], what ``forward`` computes):
+            # on a CPU, softmax over 10 contiguous elements runs several times slower than across rows.
+            return torch.softmax(scores.transpose(-1, -2) + self.mask[:T, :T].T, dim=-2).transpose(-1, -2)
         return scores.tril() / self.n_visible[:T]
 
     def forward(self, x: Tensor, head_mask: Tensor | None = None, z_fill: Tensor | None = None) -> Tensor:
@@ -187,7 +189,8 @@ class Attention(nn.Module):
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         # [E, B, T, H, dh] -> [E, B, H, T, dh] so each (member, sequence, head) is one small matmul.
         q, k, v = (t.transpose(2, 3) for t in (q, k, v))
-        scores = self.hook_attn_scores(q @ k.transpose(-1, -2) / math.sqrt(dh))
+        # Computed key-major, [E, B, H, T_k, T_q], and seen by the hooks as its transpose (a view).
+        scores = self.hook_attn_scores((k @ q.transpose(-1, -2) / math.sqrt(dh)).transpose(-1, -2))
         pattern = self.hook_pattern(self._pattern(scores, T))
         z = (pattern @ v).transpose(2, 3)  # [E, B, T, H, dh]
         if head_mask is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -265,9 +266,10 @@ class Task:
         raise NotImplementedError
 
     def batch_source(
-        self, settings: TaskSettings, cohort: Cohort, seeds: list[int], batch_size: int
+        self, settings: TaskSettings, members: Sequence[Member], seeds: list[int], batch_size: int
     ) -> tuple[BatchSource, str]:
-        """The fresh-sample source of a cohort (member i's stream seeded by ``seeds[i]``) and its loss
+        """The fresh-sample source of ``members`` (member i's stream seeded by ``seeds[i]``, its data set by
+        its own coords: members of several cohorts may train together, headshare.grouping) and the loss
         ("xent" or "mse")."""
         raise NotImplementedError
 

@@ -126,7 +126,7 @@ class MarkovTask(Task):
         n = settings.n_states
         return ModelConfig(n_ctx=settings.context, vocab_size=n, d_out=n, **transformer_shape(settings, cohort))
 
-    def batch_source(self, settings: MarkovSettings, cohort: Cohort, seeds: list[int], batch_size: int):
+    def batch_source(self, settings: MarkovSettings, members, seeds: list[int], batch_size: int):
         return ChainSource(settings, seeds, batch_size), "xent"
 
     def evaluator(self, settings: MarkovSettings, cohort: Cohort):

@@ -10,11 +10,12 @@ an a sweep towards 1/3 for the decay claims) without multiplying the whole grid.
 from __future__ import annotations
 
 from dataclasses import asdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from headshare.tasks import register
-from headshare.tasks.base import Cohort, Task, transformer_shape
+from headshare.tasks.base import Cohort, Member, Task, transformer_shape
 from headshare.tasks.hmm.contract import COMBINED_STORE, GRID_AXES, MODEL_STORE
 from headshare.tasks.hmm.settings import HMMSettings, hmm_settings
 
@@ -89,17 +90,18 @@ class HMMTask(Task):
         vocab = processes[0].n_tokens * processes[1].n_tokens
         return ModelConfig(n_ctx=settings.context, vocab_size=vocab, d_out=vocab, **transformer_shape(settings, cohort))
 
-    def batch_source(self, settings: HMMSettings, cohort: Cohort, seeds: list[int], batch_size: int) -> tuple[BatchSource, str]:
+    def batch_source(
+        self, settings: HMMSettings, members: Sequence[Member], seeds: list[int], batch_size: int
+    ) -> tuple[BatchSource, str]:
         from headshare.tasks.hmm.source import HMMSource
         from headshare.training import sampling_device
 
-        condition = settings.condition(cohort.coords["condition"])
         source = HMMSource(
-            processes=[condition.factor_processes(member.coords["a"]) for member in cohort.members],
+            processes=[settings.condition(m.coords["condition"]).factor_processes(m.coords["a"]) for m in members],
             seeds=seeds,
             batch_size=batch_size,
             n_ctx=settings.context,
-            last_only=[member.coords["loss"] == "last" for member in cohort.members],
+            last_only=[member.coords["loss"] == "last" for member in members],
             device=sampling_device(settings.device),
         )
         return source, "xent"

@@ -22,7 +22,8 @@ class HMMSource:
 
     Without a ``device`` the numpy sampler draws on the host (member_rng streams; on a CPU it is as fast and
     runs on the prefetch thread); with one, the torch sampler draws there (member_key streams), so a GPU
-    never waits for host tokens. The two are equal in distribution, not draw for draw.
+    never waits for host tokens. The two are equal in distribution, not draw for draw. Members whose factors
+    differ in shape (members of several cohorts training together) are drawn in one call per shape.
     """
 
     processes: Sequence[tuple[Any, Any]]
@@ -37,15 +38,30 @@ class HMMSource:
             raise ValueError(
                 f"need one process pair per seed: {len(self.processes)} pairs, {len(self.seeds)} seeds"
             )
+        by_shape: dict[tuple, list[int]] = {}
+        for index, pair in enumerate(self.processes):
+            by_shape.setdefault(tuple((p.n_tokens, p.n_states) for p in pair), []).append(index)
+        object.__setattr__(self, "_subsets", list(by_shape.values()))
         if self.device is not None:
-            object.__setattr__(self, "_on_device", DeviceProductSampler(self.processes, self.device))
+            samplers = [DeviceProductSampler([self.processes[i] for i in subset], self.device) for subset in self._subsets]
+            object.__setattr__(self, "_on_device", samplers)
 
     def tokens(self, step: int) -> torch.Tensor:
         """(E, batch_size, n_ctx + 1) tokens of one step."""
+        if len(self._subsets) == 1:
+            return self._draw(0, self.seeds, self.processes, step)
+        tokens = torch.empty(len(self.seeds), self.batch_size, self.n_ctx + 1, dtype=torch.int64, device=self.device)
+        for which, subset in enumerate(self._subsets):
+            drawn = self._draw(which, [self.seeds[i] for i in subset], [self.processes[i] for i in subset], step)
+            tokens[torch.tensor(subset, device=tokens.device)] = drawn
+        return tokens
+
+    def _draw(self, which: int, seeds: Sequence[int], processes: Sequence[tuple[Any, Any]], step: int) -> torch.Tensor:
+        """Tokens of the members of one factor shape (subset ``which``)."""
         if self.device is not None:
-            return self._on_device(member_keys(self.seeds, step), self.batch_size, self.n_ctx + 1)
-        rngs = [member_rng(seed, step) for seed in self.seeds]
-        return torch.from_numpy(sample_product_tokens(self.processes, self.batch_size, self.n_ctx + 1, rngs))
+            return self._on_device[which](member_keys(seeds, step), self.batch_size, self.n_ctx + 1)
+        rngs = [member_rng(seed, step) for seed in seeds]
+        return torch.from_numpy(sample_product_tokens(processes, self.batch_size, self.n_ctx + 1, rngs))
 
     def __call__(self, step: int) -> Batch:
         tokens = self.tokens(step)

@@ -6,11 +6,12 @@ the signal tokens in opposite orders. Cohorts share (n_layers, n_heads, d_head);
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from headshare.tasks import register
-from headshare.tasks.base import Cohort, Task, transformer_shape
+from headshare.tasks.base import Cohort, Member, Task, transformer_shape
 from headshare.tasks.readoff.contract import COMBINED_STORE, GRID_AXES, MODEL_STORE
 from headshare.tasks.readoff.sampler import N_CLASSES, VOCAB_SIZE
 from headshare.tasks.readoff.settings import ReadoffSettings, readoff_settings
@@ -54,7 +55,7 @@ class ReadoffTask(Task):
         )
 
     def batch_source(
-        self, settings: ReadoffSettings, cohort: Cohort, seeds: list[int], batch_size: int
+        self, settings: ReadoffSettings, members: Sequence[Member], seeds: list[int], batch_size: int
     ) -> tuple[BatchSource, str]:
         from headshare.tasks.readoff.source import ReadoffSource
         from headshare.training import sampling_device

@@ -10,11 +10,12 @@ recurrent or MLP-first models without multiplying the whole grid.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from headshare.tasks import register
-from headshare.tasks.base import Cohort, Task, transformer_shape
+from headshare.tasks.base import Cohort, Member, Task, transformer_shape
 from headshare.tasks.regression.contract import COMBINED_STORE, GRID_AXES, MODEL_STORE, REFERENCES
 from headshare.tasks.regression.settings import RegressionSettings, regression_settings
 
@@ -78,7 +79,7 @@ class RegressionTask(Task):
         )
 
     def batch_source(
-        self, settings: RegressionSettings, cohort: Cohort, seeds: list[int], batch_size: int
+        self, settings: RegressionSettings, members: Sequence[Member], seeds: list[int], batch_size: int
     ) -> tuple[BatchSource, str]:
         from headshare.tasks.regression.source import RegressionSource
         from headshare.training import sampling_device
