@@ -135,7 +135,9 @@ def family_trainer(device: torch.device, steps: int, family: bool) -> Callable[[
         return lambda: len(shapes) * len(PIPELINE_SEEDS) * steps / per_cohort_seconds()
     widest = shapes[-1]
     configs = [cfg for cfg in shapes for _ in PIPELINE_SEEDS]
-    states = [with_heads(init_member_state(cfg, seed), cfg, widest.n_heads) for cfg in shapes for seed in PIPELINE_SEEDS]
+    states = [
+        with_heads(init_member_state(cfg, seed), cfg, widest.n_heads) for cfg in shapes for seed in PIPELINE_SEEDS
+    ]
     model = EnsembleTransformer.from_members(widest, states)
     seeds = tuple(range(len(states)))
     source = RandomTokens(seeds, PIPELINE_BATCH, widest)
@@ -145,7 +147,8 @@ def family_trainer(device: torch.device, steps: int, family: bool) -> Callable[[
         train_cfg = TrainConfig(max_steps=n, batch_size=PIPELINE_BATCH, warmup_steps=1, log_every=n, device=device.type)
         synchronize(device)
         start = time.perf_counter()
-        train_ensemble(model, source, train_cfg, "xent", model_names=[f"m{s}" for s in seeds], progress=False, head_mask=mask)
+        names = [f"m{s}" for s in seeds]
+        train_ensemble(model, source, train_cfg, "xent", model_names=names, progress=False, head_mask=mask)
         synchronize(device)
         return len(seeds) * n / (time.perf_counter() - start)
 
@@ -203,8 +206,8 @@ def main() -> None:
         shape_of[key] = pipeline_shape(heads)
         measurements[key] = ensemble_trainer(device, PIPELINE_BATCH, steps=20, cfg=shape_of[key], seeds=PIPELINE_SEEDS)
     family_flops = sum(forward_flops_per_sequence(pipeline_shape(h)) for h in FAMILY_HEADS) / len(FAMILY_HEADS)
-    for label, family in (("cohort by cohort", False), ("family, masked", True)):
-        measurements[label, PIPELINE_BATCH] = family_trainer(device, steps=20, family=family)
+    for label, masked in (("cohort by cohort", False), ("family, masked", True)):
+        measurements[label, PIPELINE_BATCH] = family_trainer(device, steps=20, family=masked)
     if args.compile:
         measurements["compiled", 512] = ensemble_trainer(device, 512, steps=4, compile=True)
         measurements["compiled", 64] = ensemble_trainer(device, 64, steps=25, compile=True)

@@ -50,7 +50,10 @@ def grouping_config() -> dict:
     """The smoke config, with a regression family too (linear attention with 1 and 2 heads)."""
     return deep_merge(
         smoke_config(),
-        {"device": "cpu", "regression": {"grid": {"attention": ["linear"], "n_heads": [1, 2], "seeds": [0, 1]}, "extra_grids": []}},
+        {
+            "device": "cpu",
+            "regression": {"grid": {"attention": ["linear"], "n_heads": [1, 2], "seeds": [0, 1]}, "extra_grids": []},
+        },
     )
 
 
@@ -85,7 +88,8 @@ def test_a_cohort_trains_alike_alone_and_inside_its_family(tmp_path: Path, task_
         cfg = task.model_config(settings, cohort)
         for member in cohort.members:
             files = {
-                where: Path(layout.model_file(str(tmp_path / where), member.path, "model.pt")) for where in ("family", "alone")
+                where: Path(layout.model_file(str(tmp_path / where), member.path, "model.pt"))
+                for where in ("family", "alone")
             }
             models = {where: load_ensemble(path, cfg, n_members=1)[0] for where, path in files.items()}
             grouped, alone = (models[where].member_state_dict(0) for where in ("family", "alone"))
@@ -96,7 +100,9 @@ def test_a_cohort_trains_alike_alone_and_inside_its_family(tmp_path: Path, task_
                     # It changes no output (checked on the logits below); the query and value biases must agree.
                     keep = torch.tensor([True, False, True]).repeat_interleave(cfg.n_heads * cfg.d_head)
                     grouped[name], alone[name] = grouped[name][keep], alone[name][keep]
-                torch.testing.assert_close(grouped[name], alone[name], rtol=1e-4, atol=1e-5, msg=f"{member.path} {name}")
+                torch.testing.assert_close(
+                    grouped[name], alone[name], rtol=1e-4, atol=1e-5, msg=f"{member.path} {name}"
+                )
             inputs = probe_inputs(cfg)
             with torch.no_grad():
                 torch.testing.assert_close(models["family"](inputs), models["alone"](inputs), rtol=1e-4, atol=1e-5)

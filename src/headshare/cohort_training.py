@@ -1,10 +1,10 @@
 """Train cohorts of a task's grid and write one folder per model (weights + training record).
 
-Glue between the task (its model shape and batch source) and the ensemble trainer (headshare.training):
-it builds one ensemble of a cohort, or of a family of cohorts (headshare.grouping), trains it, then splits
-it into per-model files so that every later stage (and every user) handles models one at a time. Each member stops training on its own convergence test
-(headshare.training), and its record holds its own curves and stop step only, so a model's files depend on
-its own coordinates, never on the other members of its ensemble.
+Glue between the task (its model shape and batch source) and the ensemble trainer (headshare.training): it
+builds one ensemble of a cohort, or of a family of cohorts (headshare.grouping), trains it, then splits it
+into per-model files so that every later stage (and every user) handles models one at a time. Each member
+stops training on its own convergence test (headshare.training), and its record holds its own curves and stop
+step only, so a model's files depend on its own coordinates, never on the other members of its ensemble.
 """
 
 from __future__ import annotations
@@ -54,11 +54,11 @@ def train_cohorts(
     """Train ``cohorts`` as one ensemble (one cohort, or a family of cohorts differing in n_heads only: see
     headshare.grouping) and write each member's ``model.pt`` and ``training.json``, paths in member order.
 
-    Each member starts from its own cohort's initial weights, draws its own stream and is evaluated by its
-    own cohort's evaluator (one source draws for all: a task's source reads each member's coords); members
-    of fewer heads than the widest train zero-padded and masked, and are
-    saved at their own shape. A record's ``log_steps``/``losses`` are the member's own training-loss windows
-    (ending at its stop, whose window may be partial) and ``final_loss`` the last of them."""
+    Each member starts from its own cohort's initial weights, draws its own stream and is evaluated by its own
+    cohort's evaluator (one source draws for all: a task's source reads each member's coords); members of
+    fewer heads than the widest train zero-padded and masked, and are saved at their own shape. A record's
+    ``log_steps``/``losses`` are the member's own training-loss windows (ending at its stop, whose window may
+    be partial) and ``final_loss`` the last of them."""
     configs = [task.model_config(settings, cohort) for cohort in cohorts]
     family = family_config(configs)
     members = [member for cohort in cohorts for member in cohort.members]
@@ -68,8 +68,13 @@ def train_cohorts(
     train_config = settings.train_config()
     seeds = [data_seed(member.coords, task.name) for member in members]
     source, loss = task.batch_source(settings, members, seeds, train_config.batch_size)
-    initial = [init_member_state(cfg, init_seed(task.name, m.coords["seed"])) for m, cfg in zip(members, member_configs)]
-    model = EnsembleTransformer.from_members(family, [with_heads(s, cfg, family.n_heads) for s, cfg in zip(initial, member_configs)])
+    model = EnsembleTransformer.from_members(
+        family,
+        [
+            with_heads(init_member_state(cfg, init_seed(task.name, member.coords["seed"])), cfg, family.n_heads)
+            for member, cfg in zip(members, member_configs)
+        ],
+    )
     if len(cohorts) == 1:
         evaluate = task.evaluator(settings, cohorts[0])
     else:
@@ -88,8 +93,11 @@ def train_cohorts(
         head_mask=head_mask(member_configs, family),
     )
     model = model.cpu()
-    for index, (member, cfg, model_path, record_path) in enumerate(zip(members, member_configs, model_paths, record_paths)):
-        single = EnsembleTransformer.from_members(cfg, [with_heads(model.member_state_dict(index), family, cfg.n_heads)])
+    for index, (member, cfg, model_path, record_path) in enumerate(
+        zip(members, member_configs, model_paths, record_paths)
+    ):
+        own = with_heads(model.member_state_dict(index), family, cfg.n_heads)
+        single = EnsembleTransformer.from_members(cfg, [own])
         save_ensemble(model_path, single, [member.path])
         log_steps, member_losses = result.member_losses(index)
         evidence = convergence_record(result, index)

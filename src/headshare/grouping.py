@@ -64,7 +64,7 @@ def training_groups(task: Task, settings: TaskSettings, grouping: str) -> list[T
     for cohort in cohorts:
         shape = dataclasses.replace(task.model_config(settings, cohort), n_heads=1)
         families.setdefault(shape, []).append(cohort)
-    return [TrainingGroup(task.name, tuple(family)) for family in families.values()]
+    return [TrainingGroup(task.name, tuple(members)) for members in families.values()]
 
 
 def family_config(configs: Sequence[ModelConfig]) -> ModelConfig:

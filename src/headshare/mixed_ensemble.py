@@ -41,7 +41,8 @@ class GroupEvaluator:
     def __call__(self, model: EnsembleTransformer) -> dict[str, np.ndarray]:
         outputs, start = [], 0
         for cfg, size, evaluate in self.parts:
-            outputs.append({k: np.asarray(v) for k, v in evaluate(sub_ensemble(model, range(start, start + size), cfg)).items()})
+            evaluated = evaluate(sub_ensemble(model, range(start, start + size), cfg))
+            outputs.append({name: np.asarray(values) for name, values in evaluated.items()})
             start += size
         self.shapes = [{name: values.shape[1:] for name, values in output.items()} for output in outputs]
         joined = {}

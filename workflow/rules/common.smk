@@ -127,8 +127,8 @@ def cohort_params(task, names):
 
 
 def inherit_resources(rule_name, from_rule):
-    """Give rule ``rule_name`` whatever the profile or command line sets for ``from_rule`` (set-resources),
-    as Snakemake does for the rule of that name: a cluster profile then names one train rule per task, not
+    """Give ``rule_name`` whatever the profile or command line sets for ``from_rule`` (set-resources), as
+    Snakemake does for the one so named. A cluster profile then names one training job kind per task, not
     one per family."""
     chosen = workflow.resource_settings.overwrite_resources.get(from_rule)
     if chosen:

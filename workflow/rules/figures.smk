@@ -81,9 +81,17 @@ for task in TASKS:
         name:
             f"figures_{task.name}"
         input:
-            list(dict.fromkeys(path for spec in task_specs for path in figure_sources(spec))),
+            list(
+                dict.fromkeys(
+                    path for spec in task_specs for path in figure_sources(spec)
+                )
+            ),
         output:
-            [figure_report(spec, page) for spec in task_specs for page in figure_pages(spec)],
+            [
+                figure_report(spec, page)
+                for spec in task_specs
+                for page in figure_pages(spec)
+            ],
             [path for spec in task_specs for path in figure_files(spec.name, ("pdf",))],
             captions=[caption_file(spec) for spec in task_specs],
         log:

@@ -5,7 +5,6 @@ With `grouping: cohort` one rule per task trains any cohort (its grid values are
 rule, train_<task>_family<i>, which takes the cluster resources given to train_<task>.
 """
 
-
 for task in TASKS:
     if GROUPING == "cohort":
 
@@ -13,7 +12,9 @@ for task in TASKS:
             name:
                 f"train_{task.name}"
             output:
-                models=[model_file(member, "model.pt") for member in cohort_members(task)],
+                models=[
+                    model_file(member, "model.pt") for member in cohort_members(task)
+                ],
                 records=[
                     model_file(member, "training.json")
                     for member in cohort_members(task)
@@ -41,7 +42,9 @@ for task in TASKS:
                 "../scripts/train.py"
 
     else:
-        for index, group in enumerate(training_groups(task, SETTINGS[task.name], GROUPING)):
+        for index, group in enumerate(
+            training_groups(task, SETTINGS[task.name], GROUPING)
+        ):
             members = [member.path for member in group.members]
 
             rule:

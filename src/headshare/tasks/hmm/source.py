@@ -43,7 +43,9 @@ class HMMSource:
             by_shape.setdefault(tuple((p.n_tokens, p.n_states) for p in pair), []).append(index)
         object.__setattr__(self, "_subsets", list(by_shape.values()))
         if self.device is not None:
-            samplers = [DeviceProductSampler([self.processes[i] for i in subset], self.device) for subset in self._subsets]
+            samplers = [
+                DeviceProductSampler([self.processes[i] for i in subset], self.device) for subset in self._subsets
+            ]
             object.__setattr__(self, "_on_device", samplers)
 
     def tokens(self, step: int) -> torch.Tensor:
