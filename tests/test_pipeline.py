@@ -96,8 +96,12 @@ def test_every_stage_produced_its_artifacts(smoke_pipeline: Path):
     assert len(list((results / "extract" / "hmm").rglob("*.zarr"))) == n_hmm
     for family in ("hmm", "readoff", "regression"):
         assert (results / f"{family}.zarr").is_dir()
-    figures = sorted(path for path in (results / "figures").rglob("*") if path.is_file())
+    captions = sorted((results / "figures" / "captions").glob("*.rst"))
+    figures = sorted(path for path in (results / "figures").rglob("*") if path.is_file() and path not in captions)
     assert figures and all(path.stat().st_size > 1000 for path in figures)
+    drawn = {Path(path.relative_to(results / "figures").parts[0]).stem for path in figures}  # folder or single file
+    assert {path.stem for path in captions} == drawn
+    assert all(path.read_text().strip() for path in captions)
     assert {path.suffix for path in figures} == {".png", ".pdf"}
     stems = {suffix: {path.with_suffix("") for path in figures if path.suffix == suffix} for suffix in (".png", ".pdf")}
     assert stems[".png"] == stems[".pdf"]
