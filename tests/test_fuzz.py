@@ -111,8 +111,12 @@ def all_paths(document: Any, prefix: KeyPath = ()) -> list[KeyPath]:
 
 
 def resolve(schema: dict, root: dict) -> dict:
+    """The schema a value must satisfy, with references followed and allOf parts merged in."""
     while "$ref" in schema:
         schema = root["$defs"][schema["$ref"].removeprefix("#/$defs/")]
+    if "allOf" in schema:
+        merged = {key: value for part in schema["allOf"] for key, value in resolve(part, root).items()}
+        schema = {**merged, **{key: value for key, value in schema.items() if key != "allOf"}}
     return schema
 
 
