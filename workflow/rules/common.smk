@@ -21,15 +21,13 @@ def project_path(path):
 
 
 RESULTS = config["results"]
-# Training and extraction jobs: with "auto" each takes every core Snakemake was given, so they run one at
-# a time (the scripts cap torch's threads at the machine's cores). A cluster executor has no --cores (each
-# job is its own allocation): there "auto" is --max-threads (profiles/slurm sets it, and Snakemake hands it
-# on to the jobs, which cap their threads at it), or 1 without it.
-HEAVY_THREADS = (
-    config["threads"]
-    if config["threads"] != "auto"
-    else workflow.resource_settings.cores or workflow.resource_settings.max_threads or 1
-)
+# Training and extraction jobs: with "auto" each runs on one thread, so --cores N runs N of them side by
+# side. These models are too small for threads to pay: two one-thread trainers side by side did 1.2-1.3x
+# the work of one two-thread trainer (python benchmarks/train.py's pipeline shape, 2 cores), and a job's
+# serial parts (start-up, sampling, evaluation) overlap with other jobs' arithmetic instead of idling cores.
+# A number is each such job's threads (the scripts cap it at the machine's cores, and a cluster executor at
+# --max-threads).
+HEAVY_THREADS = config["threads"] if config["threads"] != "auto" else 1
 PREDICTIONS = project_path(config["predictions"])
 TASKS = tasks.active(config)
 GROUPING = config["grouping"]
