@@ -31,6 +31,9 @@ HEAVY_THREADS = config["threads"] if config["threads"] != "auto" else 1
 PREDICTIONS = project_path(config["predictions"])
 TASKS = tasks.active(config)
 GROUPING = config["grouping"]
+TRAIN_GPUS = (
+    0 if config["device"] == "cpu" else 1
+)  # counted against --resources gpu=N, if given
 SETTINGS = {task.name: task.settings(config) for task in TASKS}
 
 

@@ -2,7 +2,8 @@
 
 With `grouping: cohort` one rule per task trains any cohort (its grid values are wildcards). With
 `grouping: family` each family of cohorts (models that differ at most in n_heads) is one job of its own
-rule, train_<task>_family<i>, which takes the cluster resources given to train_<task>.
+rule, train_<task>_family<i>, which takes the cluster resources given to train_<task>. Every training job
+claims one `gpu` unless the config's device is cpu: `--resources gpu=1` runs one at a time on one GPU.
 """
 
 for task in TASKS:
@@ -29,6 +30,7 @@ for task in TASKS:
             resources:
                 runtime=120,
                 mem_mb=4000,
+                gpu=TRAIN_GPUS,
             params:
                 task=task.name,
                 cohorts=lambda wildcards, task=task: [cohort_name(task, wildcards)],
@@ -61,6 +63,7 @@ for task in TASKS:
                 resources:
                     runtime=120,
                     mem_mb=4000,
+                    gpu=TRAIN_GPUS,
                 params:
                     task=task.name,
                     cohorts=[cohort.name for cohort in group.cohorts],
