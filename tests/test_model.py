@@ -327,3 +327,67 @@ def test_gradients_match_finite_differences():
 
     values = tuple(params[n].detach().requires_grad_() for n in names)
     assert torch.autograd.gradcheck(logits, (inputs, *values), fast_mode=True)
+
+
+TABULABLE = [
+    dict(TOKEN_CFG, attention="softmax"),
+    dict(TOKEN_CFG, attention="linear"),
+    dict(TOKEN_CFG, attention="softmax", n_heads=1),
+]
+TABLE_BATCH = 16  # (vocab 5 x 6 positions)^2 = 900 table entries <= 2 x 16 x 6^2: the forward pass gathers from tables
+
+
+@pytest.mark.parametrize("kwargs", TABULABLE)
+@pytest.mark.parametrize("length", [6, 4])
+def test_tabulated_forward_matches_reference(kwargs, length):
+    """A one-layer attention-only token model with a batch large enough is computed from (key, query) tables;
+    it must still be the reference function, for full and for shorter sequences."""
+    cfg = ModelConfig(**kwargs)
+    model = randomised(cfg, [3, 4])
+    inputs = make_inputs(cfg, 2, TABLE_BATCH)[:, :, :length]
+    assert model._tabulable(inputs, None)
+    logits = model(inputs)
+    for e in range(2):
+        expected = reference_forward(cfg, model.member_state_dict(e), inputs[e])
+        torch.testing.assert_close(logits[e], expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("kwargs", TABULABLE)
+def test_tabulated_gradients_match_finite_differences(kwargs):
+    cfg = ModelConfig(**kwargs)
+    model = randomised(cfg, [0, 1])
+    inputs = make_inputs(cfg, 2, TABLE_BATCH)
+    assert model._tabulable(inputs, None)
+    names = [name for name, _ in model.named_parameters()]
+    values = tuple(p.detach().requires_grad_() for p in model.parameters())
+
+    def logits(*values):
+        return torch.func.functional_call(model, dict(zip(names, values)), (inputs,))
+
+    assert torch.autograd.gradcheck(logits, values, fast_mode=True)
+
+
+def test_tabulated_head_mask_equals_the_layer_by_layer_mask():
+    cfg = ModelConfig(**TABULABLE[0])
+    model = randomised(cfg, [0, 1])
+    inputs = make_inputs(cfg, 2, TABLE_BATCH)
+    mask = torch.tensor([[[1.0, 0.0, 1.0]], [[0.0, 1.0, 0.0]]], dtype=torch.float64)
+    layer_by_layer, _ = model.run_with_cache(inputs, ["hook_embed"], head_mask=mask)  # a hook: no tables
+    torch.testing.assert_close(model(inputs, head_mask=mask), layer_by_layer, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [dict(mlp=True), dict(layernorm=True), dict(n_layers=2), dict(mask="context"), dict(positional=False)],
+)
+def test_tables_only_for_one_layer_attention_only_causal_models(change):
+    cfg = ModelConfig(**{**TABULABLE[0], **change})
+    model = EnsembleTransformer.from_seeds(cfg, [0])
+    assert not model._tabulable(make_inputs(cfg, 1, TABLE_BATCH), None)
+
+
+def test_tables_not_larger_than_twice_the_batch_scores():
+    cfg = ModelConfig(**TABULABLE[0])
+    model = EnsembleTransformer.from_seeds(cfg, [0])
+    assert model._tabulable(make_inputs(cfg, 1, 13), None)  # 900 <= 2 x 13 x 36
+    assert not model._tabulable(make_inputs(cfg, 1, 12), None)  # 900 > 2 x 12 x 36
