@@ -3,8 +3,9 @@
 Both draw the product of Mess3(0.7, 0.85) and Mess3(0.3, 0.85) with tokens, hidden states and exact filter
 beliefs, in the same run. Also measured: training tokens alone (no beliefs) for an ensemble of
 ``TRAINING_MEMBERS`` members, by the host (numpy) sampler and by the torch sampler on ``--device``.
-Usage: ``python benchmarks/sampler.py [--device cpu|cuda]``. The last line is ``speedup: <N>x`` (tokens
-per second, vectorised over per-sequence).
+Like the pipeline's jobs, the benchmark keeps freed memory in the process (headshare.allocator), which both
+samplers see. Usage: ``python benchmarks/sampler.py [--device cpu|cuda]``. The last line is
+``speedup: <N>x`` (tokens per second, vectorised over per-sequence).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 import numpy as np
 import torch
 
+from headshare.allocator import keep_freed_memory
 from headshare.tasks.hmm.device_sampler import DeviceProductSampler
 from headshare.tasks.hmm.processes import HMM, mess3
 from headshare.tasks.hmm.sampler import sample_product, sample_product_tokens
@@ -111,6 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the torch sampler draws")
     device = resolve_device(parser.parse_args().device)
+    kept = keep_freed_memory()
     p1, p2 = mess3(0.7, 0.85), mess3(0.3, 0.85)
     rng = np.random.default_rng(0)
     best_vectorised = best_per_sequence = float("inf")
@@ -125,7 +128,7 @@ def main() -> None:
     vectorised = VECTORISED_SEQUENCES * LENGTH / best_vectorised
     per_sequence = PER_SEQUENCE_SEQUENCES * LENGTH / best_per_sequence
     host, on_device = training_tokens_per_second(p1, p2, device)
-    print(f"process: {p1.name} x {p2.name}, length {LENGTH}, best of {REPEATS}")
+    print(f"process: {p1.name} x {p2.name}, length {LENGTH}, best of {REPEATS}, freed memory kept: {kept}")
     print(f"training tokens, {TRAINING_MEMBERS} members x {TRAINING_BATCH} sequences, host numpy: {host:,.0f} tokens/s")
     print(f"training tokens, {TRAINING_MEMBERS} members x {TRAINING_BATCH} sequences, torch on {device}: "
           f"{on_device:,.0f} tokens/s")

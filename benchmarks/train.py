@@ -12,7 +12,8 @@ Measures, in one run on one device: the fp32 matmul peak (large square sgemm), t
 Each line gives model-steps/s and the achieved GFLOP/s as a fraction of the measured peak. FLOPs are
 counted analytically: forward matmul FLOPs, times 3 for forward + backward. Every measurement is repeated
 in interleaved rounds and the best round is reported, so that other processes on a shared machine distort
-the comparison less. The last line is the speedup of the ensemble over the loop at batch 64.
+the comparison less. Like the pipeline's jobs, the process keeps freed memory (headshare.allocator). The
+last line is the speedup of the ensemble over the loop at batch 64.
 
     python benchmarks/train.py [--device cpu|cuda] [--threads N] [--rounds R] [--compile]
 """
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from headshare.allocator import keep_freed_memory
 from headshare.mixed_ensemble import head_mask
 from headshare.model import EnsembleTransformer, ModelConfig, init_member_state, with_heads
 from headshare.training import Batch, TrainConfig, loss_positions, make_optimizer, resolve_device, train_ensemble
@@ -190,8 +192,12 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
     torch.set_num_threads(args.threads)
+    kept = keep_freed_memory()
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
-    print(f"torch {torch.__version__}, {device.type} ({where}), load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"torch {torch.__version__}, {device.type} ({where}), load average {os.getloadavg()[0]:.2f}, "
+        f"freed memory kept: {kept}"
+    )
 
     measurements: dict[tuple[str, int], Callable[[], float]] = {
         ("peak", 0): matmul_peak(device),

@@ -5,12 +5,14 @@ import os
 import torch
 
 from headshare import tasks
+from headshare.allocator import keep_freed_memory
 from headshare.cohort_training import load_cohort_models
 from headshare.joblog import job_log
 from headshare.provenance import provenance_attrs
 from headshare.store import open_store, write_store
 from headshare.training import resolve_device
 
+keep_freed_memory()
 with job_log(snakemake):
     torch.set_num_threads(min(snakemake.threads, os.cpu_count() or 1))
     task, settings = tasks.configured(snakemake.config, snakemake.params.task)

@@ -5,9 +5,11 @@ import os
 import torch
 
 from headshare import tasks
+from headshare.allocator import keep_freed_memory
 from headshare.cohort_training import train_cohorts
 from headshare.joblog import job_log
 
+keep_freed_memory()
 with job_log(snakemake):
     torch.set_num_threads(min(snakemake.threads, os.cpu_count() or 1))
     task, settings = tasks.configured(snakemake.config, snakemake.params.task)
