@@ -26,6 +26,7 @@ TransformerLens's [batch, ...] layouts:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
 
@@ -57,6 +58,18 @@ def _gather_rows(table: Tensor, rows: Tensor) -> Tensor:
     E, R, d = table.shape
     flat_rows = rows + torch.arange(E, device=rows.device).view(E, *[1] * (rows.dim() - 1)) * R
     return torch.index_select(table.reshape(E * R, d), 0, flat_rows.reshape(-1)).view(*rows.shape, d)
+
+
+@functools.cache
+def _pair_visibility(T: int, R: int, attention: str, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """Causal mask of a (key row, query row) table [1, R, R, 1], rows token * T + position: added to the
+    scores (0 or -inf) under softmax, multiplied into them (the 1 / (t + 1) average over visible keys, or 0)
+    under linear attention. Cached: it depends on the shapes alone."""
+    position = torch.arange(R, device=device) % T
+    visible = (position.view(R, 1) <= position.view(1, R)).view(1, R, R, 1)
+    if attention == "softmax":
+        return torch.zeros(visible.shape, dtype=dtype, device=device).masked_fill(~visible, float("-inf"))
+    return visible.to(dtype) / (position + 1).to(dtype).view(1, 1, R, 1)
 
 
 class _ClassFirstAffine(torch.autograd.Function):
@@ -375,28 +388,28 @@ class EnsembleTransformer(nn.Module):
         embedded = (self.W_E.unsqueeze(2) + self.W_pos[:, None, :T]).flatten(1, 2)  # [E, R, d_model]
         R = embedded.shape[1]  # row = token * T + position
         q, k, v = _affine(embedded, attn.W_QKV, attn.b_QKV).view(E, R, 3, H, dh).unbind(2)
-        position = torch.arange(R, device=tokens.device) % T
-        visible = (position.view(R, 1) <= position.view(1, R)).view(1, R, R, 1)  # [key row, query row]
-        scores = torch.einsum("ekhd,eqhd->ekqh", k, q) / math.sqrt(dh)  # [E, key row, query row, H]
+        scores = torch.einsum("ekhd,eqhd->ekqh", k, q)  # [E, key row, query row, H]
+        visibility = _pair_visibility(T, R, self.cfg.attention, scores.dtype, scores.device)
         if self.cfg.attention == "softmax":
-            scores = scores.masked_fill(~visible, float("-inf"))
+            scores = torch.add(visibility, scores, alpha=1 / math.sqrt(dh))
         else:
-            scores = scores * visible / (position + 1).view(1, 1, R, 1)
+            scores = scores * (visibility / math.sqrt(dh))
         writes = torch.einsum("erhd,ehdc->erhc", v, attn.W_O @ self.W_U.unsqueeze(1))  # [E, R, H, d_out]
         if head_mask is not None:
             writes = writes * head_mask[:, 0].view(E, 1, H, 1).to(writes.dtype)
         direct = _affine(embedded, self.W_U, (attn.b_O.unsqueeze(1) @ self.W_U).squeeze(1) + self.b_U)
 
-        rows = tokens * T + torch.arange(T, device=tokens.device)  # [E, B, T]
-        member_rows = rows + torch.arange(E, device=tokens.device).view(E, 1, 1) * R
-        pairs = (member_rows * R).unsqueeze(-1) + rows.unsqueeze(-2)  # [E, B, T_k, T_q] into [E * R * R]
+        rows = torch.add(torch.arange(T, device=tokens.device), tokens, alpha=T)  # [E, B, T]
+        member_rows = rows + torch.arange(0, E * R, R, device=tokens.device).view(E, 1, 1)  # into [E * R]
+        pairs = torch.add(rows.unsqueeze(-2), member_rows.unsqueeze(-1), alpha=R)  # [E, B, T_k, T_q] into [E * R * R]
         pair_scores = scores.reshape(E * R * R, H).index_select(0, pairs.view(-1)).view(E, B, T, T, H)
         # Key-major [E, B, T_k, T_q, H]: a CPU normalises over a strided dim faster than over the last.
         pattern = torch.softmax(pair_scores, dim=2) if self.cfg.attention == "softmax" else pair_scores
         by_key = pattern.transpose(3, 4).reshape(E * B, T * H, T)  # [(key, head), query]; a view when H = 1
-        key_writes = _gather_rows(writes.reshape(E, R, -1), rows).view(E * B, T * H, -1)
-        logits = torch.baddbmm(_gather_rows(direct, rows).view(E * B, T, -1), by_key.transpose(1, 2), key_writes)
-        return logits.view(E, B, T, -1)
+        flat_rows = member_rows.view(-1)
+        key_writes = writes.reshape(E * R, -1).index_select(0, flat_rows).view(E * B, T * H, -1)
+        direct_rows = direct.reshape(E * R, -1).index_select(0, flat_rows).view(E * B, T, -1)
+        return torch.baddbmm(direct_rows, by_key.transpose(1, 2), key_writes).view(E, B, T, -1)
 
     def _check_inputs(self, inputs: Tensor) -> None:
         cfg, E = self.cfg, self.n_members
@@ -419,11 +432,11 @@ class EnsembleTransformer(nn.Module):
         # Out-of-range tokens would silently read another member's rows of the flat table.
         # Checked in eager mode only: under torch.compile the data-dependent branch would
         # split the graph.
-        in_range = continuous or torch.compiler.is_compiling()
-        if not in_range and not bool(((inputs >= 0) & (inputs < cfg.vocab_size)).all()):
-            raise ValueError(
-                f"tokens must lie in 0..{cfg.vocab_size - 1}, got values in {inputs.min().item()}..{inputs.max().item()}"
-            )
+        if continuous or torch.compiler.is_compiling():
+            return
+        low, high = (int(value) for value in torch.aminmax(inputs))
+        if low < 0 or high >= cfg.vocab_size:
+            raise ValueError(f"tokens must lie in 0..{cfg.vocab_size - 1}, got values in {low}..{high}")
 
     def _unembed(self, x: Tensor) -> Tensor:
         """Logits [E, B, T, d_out]: a view of an [E, d_out, B, T] tensor, the layout

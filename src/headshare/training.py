@@ -331,10 +331,8 @@ def clip_grad_norm_per_member(params: Sequence[Tensor], max_norm: float) -> Tens
     norm is at most ``max_norm``, as ``torch.nn.utils.clip_grad_norm_`` would on that member
     alone. Returns the per-member norms before clipping: [E]."""
     grads = [p.grad for p in params if p.grad is not None]
-    norms = torch.linalg.vector_norm(
-        torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads]), dim=0
-    )
-    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    norms = torch.linalg.vector_norm(torch.cat([g.flatten(1) for g in grads], dim=1), dim=1)
+    scale = (max_norm / (norms + 1e-6)).clamp_(max=1.0)
     for g in grads:
         g.mul_(scale.view(-1, *[1] * (g.dim() - 1)))
     return norms
@@ -674,6 +672,8 @@ class _Curve:
 
 def _check_finite(losses: Tensor, names: list[str], step: int, stopped: Tensor) -> None:
     """Raise if a member still training has a non-finite loss (a frozen member's loss is not used)."""
+    if bool(torch.isfinite(losses).all()):
+        return
     bad = (~torch.isfinite(losses) & ~stopped).nonzero().squeeze(1).tolist()
     if bad:
         listed = ", ".join(f"{names[i]!r} (loss {losses[i].item()})" for i in bad)
