@@ -125,3 +125,19 @@ def test_token_only_sampler_of_several_products_draws_each_one_independently():
     for index, (p1, p2) in enumerate(pairs):
         alone = sample_product(p1, p2, 300, 9, np.random.default_rng(7 + index))
         np.testing.assert_array_equal(tokens[index], alone.tokens)
+
+
+@pytest.mark.parametrize("hmms", [[mess3(0.7, 0.85)], [two_state(-0.9, 0.8), two_state(0.5, 0.6)]], ids=["one", "two"])
+def test_every_state_counting_draws_what_the_gather_draws(hmms, monkeypatch):
+    """Counting a draw against every state's cumulative row (many sequences, few states) and against the
+    sequence's own gathered row are two orders of the same comparisons: the paths must be identical."""
+    from headshare.tasks.hmm import sampler
+
+    def paths():
+        return sampler._sample_paths(hmms, 5000, 6, [np.random.default_rng(seed) for seed in range(len(hmms))])
+
+    every_state = paths()
+    monkeypatch.setattr(sampler, "ALL_STATES_MAX", 0)
+    gathered = paths()
+    for fast, reference in zip(every_state, gathered):
+        np.testing.assert_array_equal(fast, reference)

@@ -9,6 +9,9 @@ import numpy as np
 
 from headshare.tasks.hmm.processes import HMM
 
+# When _sample_paths compares each draw with every state's row (see there): few states, many sequences.
+ALL_STATES_MAX, ALL_STATES_MIN_SEQUENCES = 4, 4096
+
 
 @dataclass(frozen=True)
 class HMMSample:
@@ -56,7 +59,16 @@ def _sample_paths(
     by_state = np.stack([hmm.transitions.transpose(1, 0, 2) for hmm in hmms])  # (E, i, k, j)
     cumulative = np.cumsum(by_state.reshape(len(hmms) * n_states, n_outcomes), axis=1)
     cumulative /= cumulative[:, -1:]  # trailing impossible outcomes sit at exactly 1, never drawn
-    cumulative = np.ascontiguousarray(cumulative.T)  # outcomes first: the comparison streams over sequences
+    # A sequence's outcome counts the cumulative entries of its state's row at or below its uniform. With
+    # few states and many sequences, counting against every state's row and keeping the sequence's own is
+    # cheaper than gathering each sequence's row (measured per position at 20,000 sequences: 0.65x the time
+    # at 2 and 3 states, equal at 6, 1.5x at 9; at 3 states, 0.8x from 4,096 sequences, 1.2-1.3x up to 1,024).
+    every_state = n_states <= ALL_STATES_MAX and n_seq >= ALL_STATES_MIN_SEQUENCES
+    if every_state:
+        cumulative = cumulative.reshape(len(hmms), n_states, n_outcomes, 1)
+        column = np.tile(np.arange(n_seq), len(hmms))
+    else:
+        cumulative = np.ascontiguousarray(cumulative.T)  # outcomes first: the comparison streams over sequences
     token_of, state_of = np.divmod(np.arange(n_outcomes), n_states)
     count_dtype = np.uint8 if n_outcomes <= np.iinfo(np.uint8).max else np.int64  # narrow sums are faster
     starts, uniforms = [], []
@@ -69,7 +81,11 @@ def _sample_paths(
     tokens = np.empty((length, len(hmms) * n_seq), dtype=np.int64)
     states = np.empty_like(tokens)
     for t in range(length):
-        outcome = (uniform[t] >= np.take(cumulative, offset + state, axis=1)).sum(axis=0, dtype=count_dtype)
+        if every_state:
+            counts = (uniform[t].reshape(len(hmms), 1, 1, n_seq) >= cumulative).sum(axis=2, dtype=count_dtype)
+            outcome = np.take(counts, (offset + state) * n_seq + column)
+        else:
+            outcome = (uniform[t] >= np.take(cumulative, offset + state, axis=1)).sum(axis=0, dtype=count_dtype)
         tokens[t] = np.take(token_of, outcome)
         states[t] = state = np.take(state_of, outcome)
     as_processes = lambda values: values.reshape(length, len(hmms), n_seq).transpose(1, 0, 2)  # noqa: E731
