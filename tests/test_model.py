@@ -307,6 +307,8 @@ def test_bad_inputs_are_rejected():
         model(torch.zeros(3, 1, 4, dtype=torch.long))
     with pytest.raises(ValueError, match="tokens must lie in 0..4"):
         model(torch.full((2, 1, 4), 5))
+    with pytest.raises(ValueError, match="got values in -1..0"):
+        model(torch.tensor([[[0, -1]], [[0, 0]]]))
     with pytest.raises(ValueError, match="sequence length"):
         model(torch.zeros(2, 1, 7, dtype=torch.long))
     with pytest.raises(ValueError, match="head_mask"):

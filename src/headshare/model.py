@@ -432,7 +432,7 @@ class EnsembleTransformer(nn.Module):
         # Out-of-range tokens would silently read another member's rows of the flat table.
         # Checked in eager mode only: under torch.compile the data-dependent branch would
         # split the graph.
-        if continuous or torch.compiler.is_compiling():
+        if continuous or torch.compiler.is_compiling() or inputs.numel() == 0:
             return
         low, high = (int(value) for value in torch.aminmax(inputs))
         if low < 0 or high >= cfg.vocab_size:
