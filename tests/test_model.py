@@ -352,6 +352,8 @@ def test_tabulated_forward_matches_reference(kwargs, length):
     for e in range(2):
         expected = reference_forward(cfg, model.member_state_dict(e), inputs[e])
         torch.testing.assert_close(logits[e], expected, rtol=1e-10, atol=1e-10)
+    last = torch.tensor([length - 1])
+    torch.testing.assert_close(model(inputs, queries=last), logits[:, :, -1:], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("kwargs", TABULABLE)
@@ -393,3 +395,48 @@ def test_tables_not_larger_than_twice_the_batch_scores():
     model = EnsembleTransformer.from_seeds(cfg, [0])
     assert model._tabulable(make_inputs(cfg, 1, 13), None)  # 900 <= 2 x 13 x 36
     assert not model._tabulable(make_inputs(cfg, 1, 12), None)  # 900 > 2 x 12 x 36
+
+
+@pytest.mark.parametrize("kwargs", VARIANTS + CONTEXT_VARIANTS)
+@pytest.mark.parametrize("positions", [[5], [0, 3]])
+def test_logits_at_queries_are_the_full_logits_there(kwargs, positions):
+    """The last layer attends from the query positions only: the logits there, and the gradients of a loss
+    that reads them, must be those of the full forward pass."""
+    cfg = ModelConfig(**kwargs)
+    model = randomised(cfg, [3, 4])
+    inputs = make_inputs(cfg, 2, 5)
+    queries = torch.tensor(positions)
+    full = model(inputs)
+    full.index_select(2, queries).square().sum().backward()
+    expected_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    at_queries = model(inputs, queries=queries)
+    torch.testing.assert_close(at_queries, full.index_select(2, queries), rtol=1e-12, atol=1e-12)
+    at_queries.square().sum().backward()
+    for p, expected in zip(model.parameters(), expected_grads):
+        torch.testing.assert_close(p.grad, expected, rtol=1e-10, atol=1e-12)
+    hooked, _ = model.run_with_cache(inputs, ["hook_embed"], queries=queries)
+    torch.testing.assert_close(hooked, at_queries.detach(), rtol=1e-12, atol=1e-12)
+
+
+def test_queries_with_head_mask_and_mean_ablation():
+    cfg = ModelConfig(**VARIANTS[2])  # two layers: the first at every position, the last at the queries
+    model = randomised(cfg, [0, 1])
+    inputs = make_inputs(cfg, 2, 4)
+    g = torch.Generator().manual_seed(2)
+    mask = (torch.rand(2, cfg.n_layers, cfg.n_heads, generator=g) > 0.5).double()
+    fill = torch.randn(2, cfg.n_layers, cfg.n_ctx, cfg.n_heads, cfg.d_head, generator=g, dtype=torch.float64)
+    queries = torch.tensor([1, 5])
+    full = model(inputs, head_mask=mask, z_fill=fill)
+    at_queries = model(inputs, head_mask=mask, z_fill=fill, queries=queries)
+    torch.testing.assert_close(at_queries, full.index_select(2, queries), rtol=1e-12, atol=1e-12)
+
+
+def test_bad_queries_are_rejected():
+    cfg = ModelConfig(**TOKEN_CFG)
+    model = EnsembleTransformer.from_seeds(cfg, [0])
+    inputs = make_inputs(cfg, 1, 2)
+    with pytest.raises(ValueError, match="queries must lie in 0..5, got values in 0..6"):
+        model(inputs, queries=torch.tensor([0, 6]))
+    with pytest.raises(ValueError, match="non-empty 1-D"):
+        model(inputs, queries=torch.tensor([[0]]))

@@ -199,7 +199,7 @@ def test_micro_batches_give_the_whole_batch_gradient():
 
 def test_failed_compile_falls_back_to_eager(monkeypatch):
     def broken_compile(model):
-        def fail(*args):
+        def fail(*args, **kwargs):
             raise RuntimeError("no C++ compiler")
 
         return fail

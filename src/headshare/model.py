@@ -149,7 +149,9 @@ class Attention(nn.Module):
                 "mask", torch.zeros(cfg.n_ctx, cfg.n_ctx).masked_fill(future, float("-inf")), persistent=False
             )
         else:
-            # Divides the lower-triangular scores: query position t sees t + 1 keys.
+            # Multiplies the scores (1 where visible, 0 in the future), then divides them: query position t
+            # averages over its t + 1 visible keys. Integers, exact in any float dtype the model is cast to.
+            self.register_buffer("visible", torch.ones(cfg.n_ctx, cfg.n_ctx).tril(), persistent=False)
             self.register_buffer("n_visible", torch.arange(1.0, cfg.n_ctx + 1).view(-1, 1), persistent=False)
         self.hook_q = HookPoint()  # [E, B, T, H, d_head]
         self.hook_k = HookPoint()  # [E, B, T, H, d_head]
@@ -175,8 +177,9 @@ class Attention(nn.Module):
     def W_V(self) -> Tensor:
         return self._qkv_view(2)
 
-    def _pattern(self, scores: Tensor, T: int) -> Tensor:
-        """Attention weights [E, B, H, T, T] from the scores, under the config's mask."""
+    def _pattern(self, scores: Tensor, T: int, queries: Tensor | None = None) -> Tensor:
+        """Attention weights [E, B, H, T_q, T] from the scores, under the config's mask; the query rows are
+        positions ``queries`` (all T if None)."""
         if self.cfg.mask == "context":
             # The keys are the first T - 1 positions; the query's own column gets weight 0.
             n_keys = T - 1
@@ -188,11 +191,17 @@ class Attention(nn.Module):
         if self.cfg.attention == "softmax":
             # Normalised over the keys in key-major layout ([..., T_k, T_q], what ``forward`` computes):
             # on a CPU, softmax over 10 contiguous elements runs several times slower than across rows.
-            return torch.softmax(scores.transpose(-1, -2) + self.mask[:T, :T].T, dim=-2).transpose(-1, -2)
-        return scores.tril() / self.n_visible[:T]
+            mask = self.mask[:T, :T] if queries is None else self.mask[queries, :T]
+            return torch.softmax(scores.transpose(-1, -2) + mask.T, dim=-2).transpose(-1, -2)
+        if queries is None:
+            return scores * self.visible[:T, :T] / self.n_visible[:T]
+        return scores * self.visible[queries, :T] / self.n_visible[queries]
 
-    def forward(self, x: Tensor, head_mask: Tensor | None = None, z_fill: Tensor | None = None) -> Tensor:
-        """x [E, B, T, d_model] -> attention output [E, B, T, d_model].
+    def forward(
+        self, x: Tensor, head_mask: Tensor | None = None, z_fill: Tensor | None = None, queries: Tensor | None = None
+    ) -> Tensor:
+        """x [E, B, T, d_model] -> attention output [E, B, T_q, d_model] at query positions ``queries``
+        (all T if None).
 
         ``head_mask`` [E, H] scales each head's z (hence its output, which is linear in z);
         ``z_fill`` [E, T, H, d_head] is added in proportion (1 - head_mask), so a head masked
@@ -203,12 +212,15 @@ class Attention(nn.Module):
         # unbind (not three slices): its backward writes the fused gradient in one pass.
         q, k, v = _affine(x, self.W_QKV, self.b_QKV).view(E, B, T, 3, H, dh).unbind(3)
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
+        if queries is not None:
+            q = q.index_select(2, queries)
+            z_fill = None if z_fill is None else z_fill.index_select(1, queries)
         # [E, B, T, H, dh] -> [E, B, H, T, dh] so each (member, sequence, head) is one small matmul.
         q, k, v = (t.transpose(2, 3) for t in (q, k, v))
         # Computed key-major, [E, B, H, T_k, T_q], and seen by the hooks as its transpose (a view).
         scores = self.hook_attn_scores((k @ q.transpose(-1, -2) / math.sqrt(dh)).transpose(-1, -2))
-        pattern = self.hook_pattern(self._pattern(scores, T))
-        z = (pattern @ v).transpose(2, 3)  # [E, B, T, H, dh]
+        pattern = self.hook_pattern(self._pattern(scores, T, queries))
+        z = (pattern @ v).transpose(2, 3)  # [E, B, T_q, H, dh]
         if head_mask is not None:
             keep = head_mask.view(E, 1, 1, H, 1).to(z.dtype)
             z = z * keep if z_fill is None else z * keep + (1 - keep) * z_fill.unsqueeze(1)
@@ -216,7 +228,7 @@ class Attention(nn.Module):
         if self.hook_result.fn is not None:
             result = torch.einsum("ebthd,ehdm->ebthm", z, self.W_O)
             return self.hook_result(result).sum(3) + self.b_O.view(E, 1, 1, -1)
-        return _affine(z.reshape(E, B, T, H * dh), self.W_O.view(E, H * dh, -1), self.b_O)
+        return _affine(z.flatten(3), self.W_O.view(E, H * dh, -1), self.b_O)
 
 
 class MLP(nn.Module):
@@ -249,14 +261,21 @@ class Block(nn.Module):
             self.hook_resid_mid = HookPoint()  # [E, B, T, d_model]
             self.hook_mlp_out = HookPoint()  # [E, B, T, d_model]
 
-    def forward(self, x: Tensor, head_mask: Tensor | None = None, z_fill: Tensor | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, head_mask: Tensor | None = None, z_fill: Tensor | None = None, queries: Tensor | None = None
+    ) -> Tensor:
+        """Residual stream [E, B, T, d_model] -> [E, B, T_q, d_model] at positions ``queries`` (all if None)."""
         x = self.hook_resid_pre(x)
+
+        def attend(x: Tensor) -> Tensor:
+            at_queries = x if queries is None else x.index_select(2, queries)
+            return at_queries + self.hook_attn_out(self.attn(self.ln1(x), head_mask, z_fill, queries))
+
         if not hasattr(self, "mlp"):
-            return self.hook_resid_post(x + self.hook_attn_out(self.attn(self.ln1(x), head_mask, z_fill)))
+            return self.hook_resid_post(attend(x))
         if self.attn.cfg.mlp_first:
-            x = self.hook_resid_mid(x + self.hook_mlp_out(self.mlp(self.ln2(x))))
-            return self.hook_resid_post(x + self.hook_attn_out(self.attn(self.ln1(x), head_mask, z_fill)))
-        x = self.hook_resid_mid(x + self.hook_attn_out(self.attn(self.ln1(x), head_mask, z_fill)))
+            return self.hook_resid_post(attend(self.hook_resid_mid(x + self.hook_mlp_out(self.mlp(self.ln2(x))))))
+        x = self.hook_resid_mid(attend(x))
         return self.hook_resid_post(x + self.hook_mlp_out(self.mlp(self.ln2(x))))
 
 
@@ -316,18 +335,38 @@ class EnsembleTransformer(nn.Module):
         *,
         head_mask: Tensor | None = None,
         z_fill: Tensor | None = None,
+        queries: Tensor | None = None,
     ) -> Tensor:
         """inputs: LongTensor [E, B, T] of tokens, or float [E, B, T, input_dim].
 
         head_mask: optional [E, n_layers, n_heads] multiplier on each head's output.
         z_fill: optional [E, n_layers, T, n_heads, d_head] written in place of the masked part
         of each head's z (e.g. ``hook_z`` averaged over a reference batch: mean ablation).
-        Returns logits [E, B, T, d_out].
+        queries: optional 1-D positions at which the logits are wanted; the last layer then attends from
+        those positions only (a loss read at the last position needs one query per sequence, not T).
+        Returns logits [E, B, T, d_out], or [E, B, len(queries), d_out].
         """
         self._check_inputs(inputs)
-        self._check_ablation(head_mask, z_fill, inputs.shape[2])
-        if self._tabulable(inputs, z_fill):
-            return self._tabulated_logits(inputs, head_mask)
+        T = inputs.shape[2]
+        self._check_ablation(head_mask, z_fill, T)
+        self._check_queries(queries, T)
+        if any(point.fn is not None for point in self.hook_points().values()):
+            logits = self._layers(inputs, head_mask, z_fill)  # hooks see every position
+        elif self._tabulable(inputs, z_fill):
+            logits = self._tabulated_logits(inputs, head_mask)  # the tables cost as much for one query as for all
+        else:
+            return self._layers(inputs, head_mask, z_fill, queries)
+        return logits if queries is None else logits.index_select(2, queries)
+
+    def last_logits(self, inputs: Tensor) -> Tensor:
+        """Logits [E, B, d_out] at the last position only (a query read out at the end of its context)."""
+        last = torch.tensor([inputs.shape[2] - 1], device=inputs.device)
+        return self(inputs, queries=last)[:, :, 0]
+
+    def _layers(
+        self, inputs: Tensor, head_mask: Tensor | None, z_fill: Tensor | None, queries: Tensor | None = None
+    ) -> Tensor:
+        """The layer-by-layer forward pass; the last layer at positions ``queries`` (all if None)."""
         x = self._embed(inputs)
         for layer in range(self.cfg.n_layers):
             block = self.blocks[0 if self.cfg.recurrent else layer]
@@ -335,6 +374,7 @@ class EnsembleTransformer(nn.Module):
                 x,
                 None if head_mask is None else head_mask[:, layer],
                 None if z_fill is None else z_fill[:, layer],
+                queries if layer == self.cfg.n_layers - 1 else None,
             )
         return self._unembed(self.ln_final(x))
 
@@ -354,10 +394,10 @@ class EnsembleTransformer(nn.Module):
         return x if pos is None else x + self.hook_pos_embed(pos.expand_as(x))
 
     def _tabulable(self, inputs: Tensor, z_fill: Tensor | None) -> bool:
-        """Whether ``_tabulated_logits`` computes this forward pass: a one-layer, attention-only model on
-        tokens under the causal mask, no hook active, no mean ablation, and a table of (key, query) scores at
-        most twice the size of the batch's own scores (measured on a CPU: the tables cost more than they save
-        from about 1.3x to 2.5x, depending on d_model)."""
+        """Whether ``_tabulated_logits`` computes this forward pass (when no hook is active): a one-layer,
+        attention-only model on tokens under the causal mask, no mean ablation, and a table of (key, query)
+        scores at most twice the size of the batch's own scores (measured on a CPU: the tables cost more than
+        they save from about 1.3x to 2.5x, depending on d_model)."""
         cfg = self.cfg
         if (
             cfg.vocab_size is None
@@ -367,7 +407,6 @@ class EnsembleTransformer(nn.Module):
             or cfg.layernorm
             or cfg.mask != "causal"
             or z_fill is not None
-            or any(point.fn is not None for point in self.hook_points().values())
         ):
             return False
         B, T = inputs.shape[1:]
@@ -444,6 +483,18 @@ class EnsembleTransformer(nn.Module):
         E, B, T, d = x.shape
         flat = _ClassFirstAffine.apply(x.reshape(E, B * T, d), self.W_U, self.b_U)
         return flat.view(E, -1, B, T).permute(0, 2, 3, 1)
+
+    @staticmethod
+    def _check_queries(queries: Tensor | None, T: int) -> None:
+        if queries is None:
+            return
+        if queries.dim() != 1 or queries.is_floating_point() or not len(queries):
+            raise ValueError(
+                f"queries must be a non-empty 1-D tensor of positions, got {queries.dtype} {tuple(queries.shape)}"
+            )
+        low, high = (int(value) for value in torch.aminmax(queries))
+        if low < 0 or high >= T:
+            raise ValueError(f"queries must lie in 0..{T - 1}, got values in {low}..{high}")
 
     def _check_ablation(self, head_mask: Tensor | None, z_fill: Tensor | None, T: int) -> None:
         cfg, E = self.cfg, self.n_members

@@ -142,6 +142,15 @@ class Batch:
             self.loss_positions.to(device),
         )
 
+    def shared_positions(self) -> Tensor | None:
+        """The loss positions as indices [P] when every member has the same ones; None when they differ."""
+        mask = self.loss_positions
+        if mask.dim() == 2:
+            if not bool((mask == mask[:1]).all()):
+                return None
+            mask = mask[0]
+        return mask.nonzero().squeeze(1)
+
     def split(self, size: int) -> list[Batch]:
         """Consecutive slices of at most ``size`` sequences (along dim 1)."""
         return [
@@ -297,12 +306,9 @@ def per_member_loss(logits: Tensor, batch: Batch, loss: str) -> Tensor:
     """
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    mask = batch.loss_positions
-    if mask.dim() == 2:
-        if not bool((mask == mask[:1]).all()):
-            return _masked_cross_entropy(logits, batch.targets, mask, loss)
-        mask = mask[0]
-    selected = mask.nonzero().squeeze(1)
+    selected = batch.shared_positions()
+    if selected is None:
+        return _masked_cross_entropy(logits, batch.targets, batch.loss_positions, loss)
     if len(selected) < logits.shape[2]:
         logits = logits.index_select(2, selected)
     if loss == "xent":
@@ -509,13 +515,16 @@ class _Evaluations:
         }
 
 
-def _backward(forward: Callable[[Tensor], Tensor], batch: Batch, loss: str, micro_batch: int) -> Tensor:
+def _backward(forward: Callable[..., Tensor], batch: Batch, loss: str, micro_batch: int) -> Tensor:
     """Backpropagate the sum over members of each member's mean loss, micro-batch by
-    micro-batch (each weighted by its share of the batch); returns the losses [E]."""
+    micro-batch (each weighted by its share of the batch); returns the losses [E]. When every member's
+    loss reads the same few positions, the model computes its logits there only."""
     total = None
+    positions = batch.shared_positions()
+    queries = positions if positions is not None and len(positions) < batch.inputs.shape[2] else None
     for part in batch.split(micro_batch):
         share = part.inputs.shape[1] / batch.inputs.shape[1]
-        part_losses = per_member_loss(forward(part.inputs), part, loss) * share
+        part_losses = per_member_loss(forward(part.inputs, queries=queries), part, loss) * share
         part_losses.sum().backward()
         total = part_losses.detach() if total is None else total + part_losses.detach()
     return total

@@ -26,7 +26,7 @@ class RegressionEvaluator:
     def __call__(self, model: EnsembleTransformer) -> dict[str, np.ndarray]:
         tokens = on_device(model, self.tokens.astype(np.float32))
         predictions = torch.cat(
-            [model(tokens[part].expand(model.n_members, -1, -1, -1))[:, :, -1, 0].double().cpu() for part in chunks(len(tokens))],
+            [model.last_logits(tokens[part].expand(model.n_members, -1, -1, -1))[:, :, 0].double().cpu() for part in chunks(len(tokens))],
             dim=1,
         ).numpy()
         error = 0.5 * (predictions - self.targets) ** 2  # [E, N]

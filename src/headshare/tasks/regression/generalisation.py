@@ -73,7 +73,7 @@ def query_predictions(model: EnsembleTransformer, tokens: np.ndarray, device: to
     for part in chunks(tokens.shape[0]):
         batch = torch.as_tensor(tokens[part], dtype=torch.float32, device=device)
         batch = batch.expand(model.n_members, -1, -1, -1).clone().requires_grad_(True)
-        y_hat = model(batch)[:, :, -1, 0]
+        y_hat = model.last_logits(batch)[:, :, 0]
         (gradient,) = torch.autograd.grad(y_hat.sum(), batch)
         predictions.append(y_hat.detach().double().cpu())
         gradients.append(gradient[:, :, -1, :-1].double().cpu())
