@@ -328,7 +328,7 @@ def _in_context(
             ],
             dim=2,
         )
-        outputs.append(copies(tokens)[:, :, -1, 0])
+        outputs.append(copies.last_logits(tokens)[:, :, 0])
     return torch.cat(outputs, dim=1)
 
 
