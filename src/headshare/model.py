@@ -419,7 +419,7 @@ class EnsembleTransformer(nn.Module):
         an entry of a table over (key row, query row) pairs, every key's write to the logits (v W_O W_U) a row
         of a table over rows, and so is the direct path x W_U. Each sequence then only gathers from the
         tables: the same function as the layer-by-layer pass (up to rounding) with no d_model-wide
-        activation, which on a CPU more than halves a training step at the pipeline's shapes.
+        activation: at the default hmm shapes a CPU training step ran 1.3x (1 head) to 1.8x (3 heads) faster.
         """
         E, B, T = tokens.shape
         H, dh = self.cfg.n_heads, self.cfg.d_head
