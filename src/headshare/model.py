@@ -422,7 +422,7 @@ class EnsembleTransformer(nn.Module):
         activation: at the default hmm shapes a CPU training step ran 1.3x (1 head) to 1.8x (3 heads) faster.
         """
         E, B, T = tokens.shape
-        H, dh = self.cfg.n_heads, self.cfg.d_head
+        H, dh, C = self.cfg.n_heads, self.cfg.d_head, self.cfg.d_out
         attn = self.blocks[0].attn
         embedded = (self.W_E.unsqueeze(2) + self.W_pos[:, None, :T]).flatten(1, 2)  # [E, R, d_model]
         R = embedded.shape[1]  # row = token * T + position
@@ -440,15 +440,19 @@ class EnsembleTransformer(nn.Module):
 
         rows = torch.add(torch.arange(T, device=tokens.device), tokens, alpha=T)  # [E, B, T]
         member_rows = rows + torch.arange(0, E * R, R, device=tokens.device).view(E, 1, 1)  # into [E * R]
-        pairs = torch.add(rows.unsqueeze(-2), member_rows.unsqueeze(-1), alpha=R)  # [E, B, T_k, T_q] into [E * R * R]
-        pair_scores = scores.reshape(E * R * R, H).index_select(0, pairs.view(-1)).view(E, B, T, T, H)
-        # Key-major [E, B, T_k, T_q, H]: a CPU normalises over a strided dim faster than over the last.
-        pattern = torch.softmax(pair_scores, dim=2) if self.cfg.attention == "softmax" else pair_scores
-        by_key = pattern.transpose(3, 4).reshape(E * B, T * H, T)  # [(key, head), query]; a view when H = 1
-        flat_rows = member_rows.view(-1)
-        key_writes = writes.reshape(E * R, -1).index_select(0, flat_rows).view(E * B, T * H, -1)
-        direct_rows = direct.reshape(E * R, -1).index_select(0, flat_rows).view(E * B, T, -1)
-        return torch.baddbmm(direct_rows, by_key.transpose(1, 2), key_writes).view(E, B, T, -1)
+        # Key-major [E, T_k, B, T_q]: softmax then normalises over an outer dim, vectorised along the
+        # contiguous (batch, query) dims, several times faster on a CPU than over a short last dim.
+        key_rows = member_rows.transpose(1, 2).contiguous().unsqueeze(-1)  # [E, T_k, B, 1]
+        pairs = torch.add(rows.unsqueeze(1), key_rows, alpha=R)  # [E, T_k, B, T_q] into [E * R * R]
+        score_table = scores.reshape(-1) if H == 1 else scores.reshape(E * R * R, H)  # 1-D gathers are faster
+        pair_scores = score_table.index_select(0, pairs.view(-1)).view(E, T, B, T, H)
+        pattern = torch.softmax(pair_scores, dim=1) if self.cfg.attention == "softmax" else pair_scores
+        by_key = pattern.permute(0, 2, 1, 4, 3).reshape(E * B, T * H, T)  # [(key, head), query] per sequence
+        # One gather (and one scatter backward) for both per-row tables: the keys' writes and the direct path.
+        row_table = torch.cat([writes.reshape(E * R, H * C), direct.reshape(E * R, C)], dim=1)
+        key_writes, direct_rows = row_table.index_select(0, member_rows.view(-1)).split([H * C, C], dim=1)
+        key_writes = key_writes.reshape(E * B, T * H, C)
+        return torch.baddbmm(direct_rows.view(E * B, T, C), by_key.transpose(1, 2), key_writes).view(E, B, T, C)
 
     def _check_inputs(self, inputs: Tensor) -> None:
         cfg, E = self.cfg, self.n_members
