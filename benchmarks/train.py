@@ -4,7 +4,9 @@ Measures, in one run on one device: the fp32 matmul peak (large square sgemm), t
 - the benchmark shape: 24 one-head models (d_model 64, d_head 16, context 10, vocab 9), ``train_ensemble``
   at batch 512 and 64 against a loop that trains each model alone with its own AdamW;
 - the default pipeline's hmm shape: one cohort of 5 seeds (d_model 32, d_head 8, context 10, vocab 9,
-  batch 256) with 1 and with 3 heads;
+  batch 256) with 1 and with 3 heads, in this process on all its threads, and as the pipeline runs its training
+  jobs (config.yaml ``threads: auto``): one one-thread trainer per core, side by side in separate processes,
+  their model-steps/s summed;
 - the two groupings (headshare.grouping) of the default pipeline's hmm family, cohorts of 1, 2 and 3 heads
   (5 seeds each): each cohort as its own ensemble, one after another (``grouping: cohort``), against all 15
   models as one ensemble with the narrower members' extra heads masked (``grouping: family``). FLOPs count
@@ -21,6 +23,8 @@ last line is the speedup of the ensemble over the loop at batch 64.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import multiprocessing.synchronize
 import os
 import time
 from collections.abc import Callable
@@ -158,6 +162,47 @@ def family_trainer(device: torch.device, steps: int, family: bool) -> Callable[[
     return lambda: run(steps)
 
 
+class SideBySide:
+    """One one-thread trainer of a cohort per process, ``n_jobs`` processes started together every round: the
+    machine's throughput when ``snakemake --cores N`` runs N one-thread training jobs."""
+
+    def __init__(self, device: torch.device, n_jobs: int, steps: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.n_jobs, self.steps, self.device = n_jobs, steps, device
+        self.pool = context.Pool(n_jobs, initializer=_join_side_by_side, initargs=(context.Barrier(n_jobs),))
+
+    def measurement(self, heads: int) -> Callable[[], float]:
+        job = (self.device.type, heads, self.steps)
+        return lambda: sum(self.pool.map(_side_by_side_round, [job] * self.n_jobs, chunksize=1))
+
+    def close(self) -> None:
+        self.pool.close()
+        self.pool.join()
+
+
+_barrier = None
+_trainers: dict[tuple[str, int, int], Callable[[], float]] = {}
+
+
+def _join_side_by_side(barrier: multiprocessing.synchronize.Barrier) -> None:
+    global _barrier
+    _barrier = barrier
+    torch.set_num_threads(1)
+    keep_freed_memory()
+
+
+def _side_by_side_round(job: tuple[str, int, int]) -> float:
+    """One worker's model-steps/s over one round, started with the other workers' (the trainer is built and
+    warmed once per worker and shape)."""
+    if job not in _trainers:
+        device, heads, steps = job
+        _trainers[job] = ensemble_trainer(
+            torch.device(device), PIPELINE_BATCH, steps, cfg=pipeline_shape(heads), seeds=PIPELINE_SEEDS
+        )
+    _barrier.wait()
+    return _trainers[job]()
+
+
 def loop_trainer(device: torch.device, batch_size: int, steps: int) -> Callable[[], float]:
     """A measurement returning the model-steps/s of training each model alone, one after another."""
     models = [EnsembleTransformer.from_seeds(CFG, [s]).to(device) for s in SEEDS]
@@ -189,6 +234,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch intra-op threads")
     parser.add_argument("--rounds", type=int, default=4, help="interleaved repetitions of every measurement")
     parser.add_argument("--compile", action="store_true", help="also measure the trainer with torch.compile")
+    parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count(), help="one-thread trainers side by side (0: do not measure)"
+    )
     args = parser.parse_args()
     device = resolve_device(args.device)
     torch.set_num_threads(args.threads)
@@ -207,10 +255,17 @@ def main() -> None:
         ("per-model loop", 64): loop_trainer(device, 64, steps=4),
     }
     shape_of = {key: CFG for key in measurements}
+    side_by_side = SideBySide(device, args.jobs, steps=40) if args.jobs and device.type == "cpu" else None
     for heads in (1, 3):
-        key = (f"pipeline, {heads} head{'s' if heads > 1 else ''}", PIPELINE_BATCH)
-        shape_of[key] = pipeline_shape(heads)
-        measurements[key] = ensemble_trainer(device, PIPELINE_BATCH, steps=20, cfg=shape_of[key], seeds=PIPELINE_SEEDS)
+        label = f"pipeline, {heads} head{'s' if heads > 1 else ''}"
+        shape_of[label, PIPELINE_BATCH] = pipeline_shape(heads)
+        measurements[label, PIPELINE_BATCH] = ensemble_trainer(
+            device, PIPELINE_BATCH, steps=20, cfg=pipeline_shape(heads), seeds=PIPELINE_SEEDS
+        )
+        if side_by_side is not None:
+            jobs_label = f"{label}, {args.jobs} x 1 thread"
+            shape_of[jobs_label, PIPELINE_BATCH] = pipeline_shape(heads)
+            measurements[jobs_label, PIPELINE_BATCH] = side_by_side.measurement(heads)
     family_flops = sum(forward_flops_per_sequence(pipeline_shape(h)) for h in FAMILY_HEADS) / len(FAMILY_HEADS)
     for label, masked in (("cohort by cohort", False), ("family, masked", True)):
         measurements[label, PIPELINE_BATCH] = family_trainer(device, steps=20, family=masked)
@@ -222,6 +277,8 @@ def main() -> None:
     for _ in range(args.rounds):
         for key, measure in measurements.items():
             best[key] = max(best[key], measure())
+    if side_by_side is not None:
+        side_by_side.close()
 
     peak = best.pop(("peak", 0))
     print(f"fp32 matmul peak: {peak:.1f} GFLOP/s")
@@ -229,7 +286,7 @@ def main() -> None:
         flops = forward_flops_per_sequence(shape_of[label, batch]) if (label, batch) in shape_of else family_flops
         gflops = model_steps * batch * 3 * flops / 1e9
         print(
-            f"{label:>18} batch {batch:>3}: {model_steps:8.1f} model-steps/s, "
+            f"{label:>30} batch {batch:>3}: {model_steps:8.1f} model-steps/s, "
             f"{gflops:6.1f} GFLOP/s ({100 * gflops / peak:4.1f}% of peak)"
         )
     family_gain = best["family, masked", PIPELINE_BATCH] / best["cohort by cohort", PIPELINE_BATCH]
