@@ -53,6 +53,7 @@ from headshare.checkpoint import (
     save_atomic,
 )
 from headshare.counter_rng import stream_key
+from headshare.flat_adamw import FlatAdamW
 from headshare.model import EnsembleTransformer
 
 LOSSES = ("xent", "mse")
@@ -344,7 +345,7 @@ def clip_grad_norm_per_member(params: Sequence[Tensor], max_norm: float) -> Tens
     return norms
 
 
-def make_optimizer(model: EnsembleTransformer, cfg: TrainConfig) -> torch.optim.AdamW:
+def make_optimizer(model: EnsembleTransformer, cfg: TrainConfig) -> FlatAdamW:
     """AdamW with weight decay on weight matrices and embeddings (stacked: >= 3 dims) only,
     not on biases or LayerNorm gains."""
     params = list(model.parameters())
@@ -352,7 +353,7 @@ def make_optimizer(model: EnsembleTransformer, cfg: TrainConfig) -> torch.optim.
         {"params": [p for p in params if p.dim() >= 3], "weight_decay": cfg.weight_decay},
         {"params": [p for p in params if p.dim() < 3], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, foreach=True)
+    return FlatAdamW(groups, lr=cfg.lr, betas=cfg.betas)
 
 
 def train_ensemble(
