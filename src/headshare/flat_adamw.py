@@ -74,7 +74,8 @@ class FlatAdamW(torch.optim.Optimizer):
                 "exp_avg_sq": self._exp_avg_sq[part].view_as(p),
             }
 
-    def zero_grad(self, set_to_none: bool = True) -> None:  # noqa: ARG002 (the views must stay bound)
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Zero the gradient buffer in place (never None: the parameters' gradients must stay its views)."""
         self.flat_grads.zero_()
 
     @torch.no_grad()
