@@ -2,6 +2,7 @@
 
 import math
 import types
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
@@ -346,6 +347,27 @@ def test_prefetcher_returns_the_sources_batches():
     with Prefetcher(source, end=10, depth=3) as batches:
         for step in (0, 1, 2, 7, 8, 3):
             assert torch.equal(batches(step).inputs, source(step).inputs)
+
+
+def test_prefetcher_samples_on_one_thread_and_leaves_the_others_theirs():
+    """The sampling thread must not start a thread team of its own beside the training step's."""
+    before = torch.get_num_threads()
+    counts = {}
+
+    def source(step):
+        counts[step] = torch.get_num_threads()
+        return MarkovSource((1,), batch_size=2, n_ctx=3)(step)
+
+    try:
+        torch.set_num_threads(2)
+        with Prefetcher(source, end=3) as batches:
+            batches(0)
+            batches(1)
+        with ThreadPoolExecutor(max_workers=1) as pool:  # a thread started afterwards
+            later = pool.submit(torch.get_num_threads).result()
+        assert counts[1] == 1 and torch.get_num_threads() == 2 and later == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_hmm_source_shifts_and_keeps_member_streams_independent():
