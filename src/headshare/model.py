@@ -62,14 +62,14 @@ def _gather_rows(table: Tensor, rows: Tensor) -> Tensor:
 
 @functools.cache
 def _pair_visibility(T: int, R: int, attention: str, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """Causal mask of a (key row, query row) table [1, R, R, 1], rows token * T + position: added to the
-    scores (0 or -inf) under softmax, multiplied into them (the 1 / (t + 1) average over visible keys, or 0)
-    under linear attention. Cached: it depends on the shapes alone."""
+    """Causal mask of a (key row, query row) table [R, R], rows token * T + position: added to the scores
+    (0 or -inf) under softmax, multiplied into them (the 1 / (t + 1) average over visible keys, or 0) under
+    linear attention. Cached: it depends on the shapes alone."""
     position = torch.arange(R, device=device) % T
-    visible = (position.view(R, 1) <= position.view(1, R)).view(1, R, R, 1)
+    visible = position.view(R, 1) <= position.view(1, R)
     if attention == "softmax":
         return torch.zeros(visible.shape, dtype=dtype, device=device).masked_fill(~visible, float("-inf"))
-    return visible.to(dtype) / (position + 1).to(dtype).view(1, 1, R, 1)
+    return visible.to(dtype) / (position + 1).to(dtype).view(1, R)
 
 
 class _ClassFirstAffine(torch.autograd.Function):
@@ -427,7 +427,7 @@ class EnsembleTransformer(nn.Module):
         embedded = (self.W_E.unsqueeze(2) + self.W_pos[:, None, :T]).flatten(1, 2)  # [E, R, d_model]
         R = embedded.shape[1]  # row = token * T + position
         q, k, v = _affine(embedded, attn.W_QKV, attn.b_QKV).view(E, R, 3, H, dh).unbind(2)
-        scores = torch.einsum("ekhd,eqhd->ekqh", k, q)  # [E, key row, query row, H]
+        scores = torch.einsum("ekhd,eqhd->ehkq", k, q)  # [E, H, key row, query row]
         visibility = _pair_visibility(T, R, self.cfg.attention, scores.dtype, scores.device)
         if self.cfg.attention == "softmax":
             scores = torch.add(visibility, scores, alpha=1 / math.sqrt(dh))
@@ -439,17 +439,19 @@ class EnsembleTransformer(nn.Module):
         direct = _affine(embedded, self.W_U, (attn.b_O.unsqueeze(1) @ self.W_U).squeeze(1) + self.b_U)
 
         rows = torch.add(torch.arange(T, device=tokens.device), tokens, alpha=T)  # [E, B, T]
-        member_rows = rows + torch.arange(0, E * R, R, device=tokens.device).view(E, 1, 1)  # into [E * R]
-        # Key-major [E, T_k, B, T_q]: softmax then normalises over an outer dim, vectorised along the
+        # Key-major [E, H, T_k, B, T_q]: softmax then normalises over an outer dim, vectorised along the
         # contiguous (batch, query) dims, several times faster on a CPU than over a short last dim.
-        key_rows = member_rows.transpose(1, 2).contiguous().unsqueeze(-1)  # [E, T_k, B, 1]
-        pairs = torch.add(rows.unsqueeze(1), key_rows, alpha=R)  # [E, T_k, B, T_q] into [E * R * R]
-        score_table = scores.reshape(-1) if H == 1 else scores.reshape(E * R * R, H)  # 1-D gathers are faster
-        pair_scores = score_table.index_select(0, pairs.view(-1)).view(E, T, B, T, H)
-        pattern = torch.softmax(pair_scores, dim=1) if self.cfg.attention == "softmax" else pair_scores
-        by_key = pattern.permute(0, 2, 1, 4, 3).reshape(E * B, T * H, T)  # [(key, head), query] per sequence
+        key_rows = rows.transpose(1, 2).contiguous().unsqueeze(-1)  # [E, T_k, B, 1]
+        pairs = torch.add(rows.unsqueeze(1), key_rows, alpha=R)  # [E, T_k, B, T_q] into a member's R * R
+        # Gathered per member along the last dim, every head with the same index: on a CPU its backward (a
+        # scatter) runs in parallel, and a flat gather of H-wide rows was 3-4x slower for 3 heads.
+        pair_scores = torch.gather(scores.reshape(E, H, R * R), 2, pairs.view(E, 1, -1).expand(E, H, -1))
+        pair_scores = pair_scores.view(E, H, T, B, T)
+        pattern = torch.softmax(pair_scores, dim=2) if self.cfg.attention == "softmax" else pair_scores
+        by_key = pattern.permute(0, 3, 2, 1, 4).reshape(E * B, T * H, T)  # [(key, head), query] per sequence
         # One gather (and one scatter backward) for both per-row tables: the keys' writes and the direct path.
         row_table = torch.cat([writes.reshape(E * R, H * C), direct.reshape(E * R, C)], dim=1)
+        member_rows = rows + torch.arange(0, E * R, R, device=tokens.device).view(E, 1, 1)  # into [E * R]
         key_writes, direct_rows = row_table.index_select(0, member_rows.view(-1)).split([H * C, C], dim=1)
         key_writes = key_writes.reshape(E * B, T * H, C)
         return torch.baddbmm(direct_rows.view(E * B, T, C), by_key.transpose(1, 2), key_writes).view(E, B, T, C)
