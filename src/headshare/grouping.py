@@ -1,8 +1,8 @@
 """Which cohorts train together as one ensemble (the config's ``grouping``).
 
-- ``cohort``: every cohort trains alone, one job each. On a CPU this is fastest: the masked heads of a
-  family are wasted arithmetic that its larger ensemble does not win back (``python benchmarks/train.py``),
-  and many small one-thread jobs keep the cores busy.
+- ``cohort``: every cohort trains alone, one job each. The CPU default: a family's larger ensemble only
+  wins back the arithmetic its masked heads waste (``python benchmarks/train.py``), while many small
+  one-thread jobs keep the cores busy, and each ends as soon as its own cohort has converged.
 - ``family``: every cohort of a task whose models differ at most in their number of heads trains as one
   ensemble, in one job. Members with fewer heads ride along with zero-padded heads masked out of every
   forward pass (:func:`headshare.model.with_heads`), so a whole family takes one optimizer step per
